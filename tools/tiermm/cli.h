@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The tiermm command: shared declarations of its verbs. */
+#ifndef TIERMM_CLI_H
+#define TIERMM_CLI_H
+
+#include <stdio.h>
+
+/* Exit statuses of every verb. */
+enum {
+	CLI_OK = 0,
+	CLI_FAIL = 1,	/* the operation failed */
+	CLI_USAGE = 2,	/* bad command line */
+};
+
+struct cli_verb {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+	void (*usage)(FILE *f);
+};
+
+int cmd_caps(int argc, char **argv);
+void usage_caps(FILE *f);
+
+/* Print "tiermm VERB: message" to stderr. */
+void cli_err(const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
