@@ -17,7 +17,7 @@ pcdir=$(dirname "$(find "$tmp/prefix" -name tiermm.pc | head -n 1)")
 flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --define-variable=prefix="$tmp/prefix" \
 	--cflags --libs tiermm)
 # shellcheck disable=SC2086
-cc -std=c11 -Wall -Werror "$example" $flags -o "$tmp/example"
+cc -std=c11 -Wall -Werror ${EXTRA_CFLAGS:-} "$example" $flags -o "$tmp/example"
 libdir=$(PKG_CONFIG_PATH=$pcdir pkg-config --define-variable=prefix="$tmp/prefix" \
 	--variable=libdir tiermm)
 for h in tiermm.h tiermm/common.h tiermm/caps.h tiermm/version.h; do

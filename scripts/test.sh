@@ -1,0 +1,14 @@
+#!/bin/sh
+# Run every test: unit tests (normal and ASan+UBSan builds), then the guest
+# tests in the QEMU rig (label vm). Exit status is non-zero if any fails.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/build.sh build
+scripts/build.sh build-asan -DTIERMM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+status=0
+(cd build && ctest -L unit --output-on-failure) || status=1
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ctest -L unit --output-on-failure) || status=1
+(cd build && ctest -L vm --output-on-failure) || status=1
+exit $status
