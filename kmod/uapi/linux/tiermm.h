@@ -33,7 +33,8 @@
 
 /*
  * API version: bumped when a command is added or a struct grows. The
- * library refuses module API versions it does not know how to talk to.
+ * library refuses modules older than the version it needs; newer modules
+ * keep answering the commands of older versions (see commands).
  */
 #define TIERMM_API_VERSION	1
 
