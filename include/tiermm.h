@@ -6,5 +6,6 @@
 #include <tiermm/version.h>
 #include <tiermm/common.h>
 #include <tiermm/caps.h>
+#include <tiermm/topo.h>
 
 #endif /* TIERMM_H */
