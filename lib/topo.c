@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,28 @@ static int kind_of(hwloc_obj_t obj, int nr_cpus)
 }
 
 /* ---------------------------------------------------------------- load */
+
+/*
+ * hwloc loads its plugins when the first topology of a process is created
+ * and unloads them when the last one is destroyed, which costs over 1 ms
+ * per tiermm_topo_load(). An empty topology held for the life of the
+ * library keeps them loaded, so loading the XML cache stays cheap.
+ */
+static pthread_once_t anchor_once = PTHREAD_ONCE_INIT;
+static hwloc_topology_t anchor;
+
+static void anchor_init(void)
+{
+	if (hwloc_topology_init(&anchor))
+		anchor = NULL;
+}
+
+__attribute__((destructor)) static void anchor_fini(void)
+{
+	if (anchor)
+		hwloc_topology_destroy(anchor);
+	anchor = NULL;
+}
 
 /*
  * hwloc reads a captured root only through the HWLOC_FSROOT environment
@@ -1075,16 +1098,21 @@ static int check_xml(struct tiermm_topo *t, const struct tiermm_topo_opts *o,
 				    path, hwloc_bitmap_weight(root->complete_cpuset),
 				    sysconf(_SC_NPROCESSORS_CONF));
 	{
-		struct tiermm_caps *caps;
-		int live;
+		/* hwloc's nodes are the nodes with memory. */
+		struct tiermm__fs fs;
+		uint64_t bits[TIERMM__MAX_NODES / 64];
+		char buf[4096];
+		int live = -1;
 
-		if (tiermm_caps_load(NULL, &caps))
-			return -errno;
-		live = tiermm_caps_nr_nodes(caps);
-		tiermm_caps_free(caps);
-		if (live != t->n)
+		tiermm__fs_init(&fs, NULL);
+		if (tiermm__fs_read(&fs, "/sys/devices/system/node/has_memory", buf,
+				    sizeof(buf)) >= 0 ||
+		    tiermm__fs_read(&fs, "/sys/devices/system/node/online", buf,
+				    sizeof(buf)) >= 0)
+			live = tiermm__list_parse(buf, bits, TIERMM__MAX_NODES);
+		if (live > 0 && live != t->n)
 			return tiermm__fail(ESTALE,
-					    "%s describes %d NUMA nodes, this machine has %d",
+					    "%s describes %d NUMA nodes with memory, this machine has %d",
 					    path, t->n, live);
 	}
 	return 0;
@@ -1147,10 +1175,13 @@ int tiermm_topo_load(const struct tiermm_topo_opts *opts,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return tiermm__fail(ENOMEM, "out of memory");
+	pthread_once(&anchor_once, anchor_init);
 	if (hwloc_topology_init(&t->h)) {
 		free(t);
 		return tiermm__fail(ENOMEM, "hwloc_topology_init failed");
 	}
+	/* tiermm places memory; I/O devices are not needed and slow to find. */
+	hwloc_topology_set_io_types_filter(t->h, HWLOC_TYPE_FILTER_KEEP_NONE);
 	if (o.xml_path) {
 		if (access(o.xml_path, R_OK)) {
 			ret = tiermm__fail(errno, "%s: %s", o.xml_path, strerror(errno));
