@@ -765,11 +765,12 @@ struct progress {
 	int done, total;
 };
 
+/* Report the step about to run: done counts it (1..total). */
 static void progress_step(struct progress *p, const char *what)
 {
+	p->done++;
 	if (p->o && p->o->progress)
 		p->o->progress(what, p->done, p->total, p->o->progress_ctx);
-	p->done++;
 }
 
 static int cpus_of(const struct tnode *nd, int **out)

@@ -76,7 +76,7 @@ static void progress(const char *what, int done, int total, void *ctx)
 {
 	(void)ctx;
 	if (total > 0)
-		fprintf(stderr, "\r\033[Kprobing %d/%d: %s", done + 1, total, what);
+		fprintf(stderr, "\r\033[Kprobing %d/%d: %s", done, total, what);
 	else
 		fprintf(stderr, "\r\033[Kprobing: %s", what);
 	fflush(stderr);
@@ -184,9 +184,14 @@ static void print_text(const struct tiermm_topo *t)
 			tiermm_topo_cpugroup_cpus(t, k, cpus, sizeof(cpus));
 			printf("  group %d: CPUs %s\n", k, cpus);
 		}
-		printf("  %s: in-group <= %.1f ns, cross-group >= %.1f ns, confidence %.2f\n",
-		       g.validated ? "validated" : "NOT validated (groups are a guess)",
-		       g.max_in_group_ns, g.min_cross_group_ns, g.confidence);
+		if (g.nr_groups > 1)
+			printf("  %s: in-group <= %.1f ns, cross-group >= %.1f ns, confidence %.2f\n",
+			       g.validated ? "validated" : "NOT validated (groups are a guess)",
+			       g.max_in_group_ns, g.min_cross_group_ns, g.confidence);
+		else
+			printf("  %s: one group, in-group <= %.1f ns, confidence %.2f\n",
+			       g.validated ? "validated" : "NOT validated (a guess)",
+			       g.max_in_group_ns, g.confidence);
 		printf("  %s the NUMA nodes the OS shows\n",
 		       g.agrees_with_nodes ? "agrees with" : "differs from");
 	}
