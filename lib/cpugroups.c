@@ -16,10 +16,16 @@
  * only once per hand-off (a CAS inside the spin, as in vMitosis, would steal
  * the line back and forth while waiting); the CAS also lets either side
  * stop the pair atomically (PP_STOP). After a 1 ms warm-up, A times
- * `samples` windows of `sample_s` seconds on CLOCK_MONOTONIC, reading the
- * clock once every PP_CHECK round trips; one window gives elapsed /
- * (2 x round trips) ns per one-way hand-off, and the minimum over windows
- * is kept (the least disturbed run, as vMitosis).
+ * windows of `sample_s` seconds on CLOCK_MONOTONIC, reading the clock once
+ * every PP_CHECK round trips; one window gives elapsed / (2 x round trips)
+ * ns per one-way hand-off, and the minimum is kept (the least disturbed
+ * run, as vMitosis). A window is disturbed when either thread waited more
+ * than 50 us for the other (its partner was descheduled: an interrupt is
+ * shorter); the minimum is taken over undisturbed windows, A runs up to
+ * 3 x `samples` windows to collect `samples` of them, and after a disturbed
+ * window the next ones are halved (down to 0.5 ms) to fit between the time
+ * slices of other tasks. If none was undisturbed, the minimum of all is
+ * returned and a WARN message says it overestimates the latency.
  *
  * The pairs of one call run concurrently, but never more than (CPUs the
  * caller may run on) / 2 pairs at a time: more spinning threads than CPUs
@@ -33,23 +39,32 @@
  * 2. The clustering (tiermm__cpugroups_find)
  *
  * vMitosis measures all n(n-1)/2 pairs (18336 for 192 vCPUs, tens of
- * seconds). Here:
+ * seconds). Here about n x groups pairs are measured, in four steps.
+ * Throughout, a pair measured twice counts with its minimum: interference
+ * only ever adds latency.
  *
  * a) Seed. The K = min(n, 24) CPUs at evenly spaced positions of cpus[]
- *    (positions j*n/K; spacing them spreads a sequentially numbered VM's
- *    sockets over the seed) are measured all-pairs, K-1 rounds of K/2
- *    disjoint pairs (circle method). The sorted latencies are cut at the
- *    lowest gap (neighbours >= validate apart) whose upper side is
- *    >= threshold x the median of the values below it (the test a CPU
- *    passes to join a group, see b); complete-linkage clusters below the cut (every pair of a group under
- *    the cut) are the seed's groups.
- *    A cut whose components all have <= 2 CPUs is read as SMT siblings
- *    (x86 cores have at most 2 threads) and the next gap is tried: an SMT
- *    sibling pair is much faster than the rest of its socket and must not
- *    become a group of its own. No gap: the seed is one group. 24 seed CPUs
- *    give every socket >= 3 seed CPUs on machines of up to 8 equal sockets,
- *    whatever the numbering, which keeps a socket from looking like an SMT
- *    pair.
+ *    (j*n/K: a sequentially numbered VM's sockets all get seed CPUs) are
+ *    measured all-pairs, K-1 rounds of K/2 disjoint pairs (circle method).
+ *    The sorted latencies are cut at a gap: neighbours >= validate apart,
+ *    the upper one >= threshold x the median of the values below it (the
+ *    test a CPU passes to join a group, see b). Of such gaps the widest is
+ *    taken (a narrower one can come from sockets of unequal in-socket
+ *    latency). Groups are the complete-linkage clusters below the cut:
+ *    every pair of a group under the cut (single linkage would chain two
+ *    sockets through a third that is close to both). A cut whose clusters
+ *    all have <= 2 CPUs is an SMT level (x86 cores have at most 2 threads)
+ *    and is passed over: an SMT sibling is much faster than the rest of
+ *    its socket and must not become a group of its own. No cut: one group.
+ *    Pairs above the cut whose CPUs are both within the cut of a third CPU
+ *    contradict the clusters (a disturbed measurement splits a socket):
+ *    they are measured again and the seed clustered again.
+ *    If only fast disjoint pairs show, they are SMT siblings or sockets
+ *    that gave the seed <= 2 CPUs each: the seed is doubled once (48 CPUs
+ *    give >= 3 to each of up to 16 equal sockets). Still only pairs: read
+ *    as SMT siblings when there are more than 8 of them (that many 2-CPU
+ *    sockets would be an implausible machine), else reported as ambiguous
+ *    and never validated.
  *
  * b) Assignment. Each group keeps its typical in-group latency T_g: the
  *    median of (up to 64) in-group measurements, so one SMT sibling pair
@@ -58,47 +73,51 @@
  *    is measured against one member of every group, the member rotating
  *    through the group, so a round can pair many new CPUs with different
  *    members of the same group (a round is one batch of disjoint pairs,
- *    built greedily; it holds up to n/2 pairs once groups have members).
- *    With g* the group closest to c and rho_g = latency(c, g) / T_g:
+ *    built greedily; up to n/2 pairs). With g* the group closest to c and
+ *    rho_g = latency(c, g) / T_g:
  *      rho_g* < threshold            -> c joins g*,
  *      otherwise                      -> c founds a new group.
  *    Ambiguous cases are measured once more, against another member:
- *    rho_g* within a factor 1.1 of threshold, or a second group also under
- *    1.1 x threshold (the mean of the two measurements then decides; a case
- *    still ambiguous is counted and lowers the confidence). At most one
+ *    rho_g* in [threshold / 1.1, threshold x 1.3) (wider upwards: a
+ *    disturbed in-socket measurement looks slow, never fast), or a second
+ *    group also under 1.1 x threshold. The minimum then decides; a case
+ *    still ambiguous is counted and lowers the confidence. At most one
  *    group is founded per pass: other CPUs that found no group wait to be
  *    measured against the new one (two CPUs of a socket that is not yet
- *    represented must not found two groups). Cost: about one measurement
- *    per CPU per group, so n x groups pairs instead of n^2 / 2.
+ *    represented must not found two groups).
  *
- * c) Validation. Adds every pair of group representatives (first members),
- *    up to 2 random cross pairs per pair of groups and up to 16 random
- *    in-group pairs per group, then judges every measurement made so far
- *    against the final groups:
+ * c) Validation measurements: every pair of group representatives (first
+ *    members), 2 random cross pairs per pair of groups and up to 16 random
+ *    in-group pairs per group. Then the in-group pairs that would fail the
+ *    checks below are measured once more (slowest first, at most
+ *    max(16, n/2)).
+ *
+ * d) Checks, over every pair measured, against the final groups:
  *      V1 separation: max in-group x validate < min cross-group. (The
- *         vMitosis check is max in-group < 1.1 x min cross-group, which
- *         lets in-group latencies exceed cross-group ones by 10%: it passes
- *         a socket merged into another when its cross latency is 1.15x the
- *         in-group one. The stricter form asks cross-group latencies to
- *         exceed in-group ones by the margin.)
+ *         vMitosis check, max in-group < 1.1 x min cross-group, lets
+ *         in-group latencies exceed cross-group ones by 10%: it passes a
+ *         socket merged into another when its cross latency is 1.15x the
+ *         in-group one. The form here asks cross-group latencies to exceed
+ *         in-group ones by the margin.)
  *      V2 no sub-structure: within each group, ignoring SMT-level pairs
  *         (faster than T_g / threshold), the sorted in-group latencies
  *         have no jump >= validate between neighbours; a jump means the
- *         group may hold two sockets closer than threshold. Noise larger
- *         than such a jump hides it: this cannot be helped by latency alone.
+ *         group may hold two sockets (or dies) closer than threshold.
+ *         Noise as large as such a jump hides it: latency alone cannot
+ *         help that.
  *      One group (no cross-group scale): in-group latencies, ignoring
  *         SMT-level pairs, must be uniform: max < validate x min.
- *      A structure made only of disjoint fast pairs (SMT siblings of one
- *         socket, or sockets of 2 CPUs: latency cannot tell them apart) is
- *         reported as one group, never validated.
- *      A budget stop is never validated.
+ *      An ambiguous fast-pair structure (see a) or a budget stop is never
+ *         validated.
  *
  * Defaults. threshold 1.5: vMitosis groups below 1.4-1.6x the row minimum;
  * on real machines cross-socket hand-offs cost >= 1.5-2.5x in-socket ones
  * while in-socket latencies (mesh distance, noise) stay within ~1.3x of
  * their median, so 1.5 leaves margin on both sides, and being relative to
  * the group median it is not fooled by SMT siblings at 1/3 the latency.
- * validate 1.1, as vMitosis.
+ * validate 1.1, as vMitosis. Sockets less than validate apart are one
+ * group by definition; between validate and threshold they are merged and
+ * the checks report it unless noise hides it.
  *
  * Confidence (0..1, a margin, not a probability):
  *   >= 2 groups: sep = min cross / max in-group,
@@ -111,11 +130,13 @@
  *   then x (1 - ambiguous decisions / n); capped at 0.25 when not validated;
  *   x classified / n on a budget stop. One CPU: 1.
  *
- * Known limits (see also the report in `why`): the groups are the finest
- * level above SMT that is >= threshold apart, which on AMD machines may be
- * the L3 complex (CCX) rather than the socket; a machine with more than
- * ~11 sockets numbered round robin, or with sockets of <= 2 CPUs, may have
- * its sockets read as SMT pairs (then never validated).
+ * Budget: checked before every batch; when spent, the CPUs not yet
+ * classified get group -1, budget_hit is set and nothing is validated.
+ *
+ * Known limits: the groups are the finest level above SMT that is
+ * >= threshold apart, which on AMD machines may be the L3 complex (CCX)
+ * rather than the socket; more than 16 sockets of equal size, or sockets
+ * of <= 2 CPUs, can have their sockets read as SMT pairs.
  */
 #include <errno.h>
 #include <math.h>
@@ -150,17 +171,22 @@ static uint64_t now_ns(void)
 #define PP_WARMUP_NS	1000000ULL	/* 1 ms */
 #define PP_STALL_NS	1000000000ULL	/* 1 s without progress */
 #define PP_YIELD_NS	50000ULL	/* yield after 50 us of waiting */
+#define PP_LATE_NS	50000ULL	/* a longer wait disturbs the window */
+#define PP_MIN_WINDOW_NS 500000ULL	/* windows shrink down to 0.5 ms */
 #define PP_SPINS	1024		/* spins between clock reads */
 #define PP_CHECK	64		/* round trips between clock reads */
+#define PP_STACK	(256 * 1024)	/* thread stack size */
 
 struct pp_pair {
 	uint64_t line __attribute__((aligned(64)));	/* alone on its line */
+	uint64_t b_late __attribute__((aligned(64)));	/* B's late waits */
 	int cpu[2] __attribute__((aligned(64)));
 	uint64_t sample_ns;
 	int samples;
-	int kept;		/* samples completed */
-	int stalled;		/* 1 + index of the discarded sample, 0: none */
-	double best_ns;
+	int windows;		/* windows completed */
+	int clean;		/* of which undisturbed */
+	int stalled;		/* 1 + index of the discarded window, 0: none */
+	double best_ns;		/* min over clean windows, else over all */
 };
 
 struct pp_gate {
@@ -186,10 +212,15 @@ static inline void pp_relax(void)
 #endif
 }
 
-/* Wait until *line == want: 0; PP_STOP seen: 1; no progress for 1 s: 2. */
-static int pp_wait(uint64_t *line, uint64_t want)
+/*
+ * Wait until *line == want: 0; PP_STOP seen: 1; no progress for 1 s: 2.
+ * A wait longer than PP_LATE_NS (the partner was descheduled, not just
+ * interrupted) increments *late.
+ */
+static int pp_wait(uint64_t *line, uint64_t want, uint64_t *late)
 {
 	uint64_t start = 0;
+	bool counted = false;
 
 	for (;;) {
 		for (int i = 0; i < PP_SPINS; i++) {
@@ -203,9 +234,15 @@ static int pp_wait(uint64_t *line, uint64_t want)
 		}
 		uint64_t t = now_ns();
 
-		if (!start)
+		if (!start) {
 			start = t;
-		else if (t - start > PP_STALL_NS)
+			continue;
+		}
+		if (t - start > PP_LATE_NS && !counted) {
+			__atomic_fetch_add(late, 1, __ATOMIC_RELAXED);
+			counted = true;
+		}
+		if (t - start > PP_STALL_NS)
 			return 2;
 		if (t - start > PP_YIELD_NS)
 			sched_yield();
@@ -221,53 +258,75 @@ static bool pp_pass(uint64_t *line, uint64_t v)
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Thread A times windows until `samples` of them ran undisturbed (neither
+ * thread waited > PP_LATE_NS for the other) or 3 x samples windows ran;
+ * after a disturbed window the next ones are halved (down to 0.5 ms) to
+ * fit between the time slices of whatever else runs on these CPUs.
+ */
 static void pp_run_a(struct pp_pair *p)
 {
-	uint64_t v = 0, t0 = now_ns(), t1;
-	int s = -1;
+	uint64_t v = 0, t0 = now_ns(), t1, a_late = 0, win = p->sample_ns;
+	uint64_t min_win = p->sample_ns < PP_MIN_WINDOW_NS ? p->sample_ns :
+							     PP_MIN_WINDOW_NS;
+	double best_any = 0;
+	int w = -1;
 
 	/* Warm-up: both threads running, the line in their caches. */
 	do {
 		for (int i = 0; i < PP_CHECK; i++) {
-			if (pp_wait(&p->line, v) || !pp_pass(&p->line, v))
+			if (pp_wait(&p->line, v, &a_late) ||
+			    !pp_pass(&p->line, v))
 				goto stalled;
 			v += 2;
 		}
 	} while (now_ns() - t0 < PP_WARMUP_NS);
 
-	for (s = 0; s < p->samples; s++) {
-		uint64_t trips = 0;
+	for (w = 0; w < 3 * p->samples && p->clean < p->samples; w++) {
+		uint64_t trips = 0, a0 = a_late;
+		uint64_t b0 = __atomic_load_n(&p->b_late, __ATOMIC_RELAXED);
+		double ns;
 
 		t0 = now_ns();
 		do {
 			for (int i = 0; i < PP_CHECK; i++) {
-				if (pp_wait(&p->line, v) ||
+				if (pp_wait(&p->line, v, &a_late) ||
 				    !pp_pass(&p->line, v))
 					goto stalled;
 				v += 2;
 			}
 			trips += PP_CHECK;
 			t1 = now_ns();
-		} while (t1 - t0 < p->sample_ns);
-
-		double ns = (double)(t1 - t0) / (2.0 * (double)trips);
-
-		if (!p->kept || ns < p->best_ns)
-			p->best_ns = ns;
-		p->kept++;
+		} while (t1 - t0 < win);
+		ns = (double)(t1 - t0) / (2.0 * (double)trips);
+		if (!p->windows || ns < best_any)
+			best_any = ns;
+		p->windows++;
+		if (a_late == a0 &&
+		    __atomic_load_n(&p->b_late, __ATOMIC_RELAXED) == b0) {
+			if (!p->clean || ns < p->best_ns)
+				p->best_ns = ns;
+			p->clean++;
+		} else if (win / 2 >= min_win) {
+			win /= 2;
+		}
 	}
+	if (!p->clean)
+		p->best_ns = best_any;
 	__atomic_store_n(&p->line, PP_STOP, __ATOMIC_RELEASE);
 	return;
 stalled:
 	/* Our wait timed out, or B timed out and stopped the pair. */
-	p->stalled = s + 2;	/* 1: warm-up, 2: sample 0, ... */
+	p->stalled = w + 2;	/* 1: warm-up, 2: window 0, ... */
+	if (!p->clean)
+		p->best_ns = best_any;
 	__atomic_store_n(&p->line, PP_STOP, __ATOMIC_RELEASE);
 }
 
 static void pp_run_b(struct pp_pair *p)
 {
 	for (uint64_t v = 1;; v += 2) {
-		if (pp_wait(&p->line, v) || !pp_pass(&p->line, v))
+		if (pp_wait(&p->line, v, &p->b_late) || !pp_pass(&p->line, v))
 			break;
 	}
 	/* Wakes A if B gave up; harmless if A already stopped. */
@@ -301,6 +360,7 @@ static int pp_round(struct pp_pair *pp, int m, struct pp_thread *thr,
 	size_t setsz = CPU_ALLOC_SIZE(TIERMM__CPU_BITS);
 	cpu_set_t *set = CPU_ALLOC(TIERMM__CPU_BITS);
 	int created = 0, err = 0, bad_cpu = -1;
+	struct sched_param prio0 = { .sched_priority = 0 };
 
 	if (!set)
 		return tiermm__fail(ENOMEM, "ping-pong: out of memory");
@@ -319,6 +379,20 @@ static int pp_round(struct pp_pair *pp, int m, struct pp_thread *thr,
 			break;
 		}
 		err = pthread_attr_setaffinity_np(&attr, setsz, set);
+		/*
+		 * Spinning threads must not inherit a real-time policy from
+		 * the caller: they would keep the CPU from everything else.
+		 */
+		if (!err)
+			err = pthread_attr_setinheritsched(&attr,
+							   PTHREAD_EXPLICIT_SCHED);
+		if (!err)
+			err = pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+		if (!err)
+			err = pthread_attr_setschedparam(&attr, &prio0);
+		/* Up to thousands of threads: keep their stacks small. */
+		if (!err)
+			err = pthread_attr_setstacksize(&attr, PP_STACK);
 		if (!err)
 			err = pthread_create(&tid[i], &attr, pp_thread_main,
 					     &thr[i]);
@@ -353,7 +427,7 @@ int tiermm__pingpong_measure(const int (*pairs)[2], int npairs, double *ns,
 	struct pp_pair *pp = NULL;
 	struct pp_thread *thr = NULL;
 	pthread_t *tid = NULL;
-	int samples = PP_SAMPLES, nconf, conc, ret = 0;
+	int samples = PP_SAMPLES, nconf, conc, ret = 0, saved_errno = errno;
 	double sample_s = PP_SAMPLE_S;
 
 	if (prm && prm->samples)
@@ -442,7 +516,7 @@ int tiermm__pingpong_measure(const int (*pairs)[2], int npairs, double *ns,
 		for (int i = 0; i < m; i++) {
 			struct pp_pair *p = &pp[i];
 
-			if (!p->kept) {
+			if (!p->windows) {
 				ret = tiermm__fail(ETIMEDOUT,
 						   "ping-pong: CPUs %d and %d made no progress for 1 s (%s): no sample completed",
 						   p->cpu[0], p->cpu[1],
@@ -453,11 +527,17 @@ int tiermm__pingpong_measure(const int (*pairs)[2], int npairs, double *ns,
 				tiermm__log(TIERMM_LOG_WARN,
 					    "ping-pong: CPUs %d and %d: sample %d made no progress for 1 s and was discarded; using the minimum of %d samples",
 					    p->cpu[0], p->cpu[1], p->stalled - 1,
-					    p->kept);
+					    p->windows);
+			if (!p->clean)
+				tiermm__log(TIERMM_LOG_WARN,
+					    "ping-pong: CPUs %d and %d: all %d samples were disturbed (a thread waited > 50 us for its partner: other tasks on these CPUs?); %.1f ns overestimates the latency",
+					    p->cpu[0], p->cpu[1], p->windows,
+					    p->best_ns);
 			ns[base + i] = p->best_ns;
 			tiermm__log(TIERMM_LOG_DEBUG,
-				    "ping-pong: CPUs %d-%d: %.1f ns", p->cpu[0],
-				    p->cpu[1], p->best_ns);
+				    "ping-pong: CPUs %d-%d: %.1f ns (%d of %d windows undisturbed)",
+				    p->cpu[0], p->cpu[1], p->best_ns, p->clean,
+				    p->windows);
 		}
 	}
 out:
@@ -468,6 +548,8 @@ out:
 		CPU_FREE(seen);
 	if (allowed)
 		CPU_FREE(allowed);
+	if (!ret)
+		errno = saved_errno;
 	return ret;
 }
 
@@ -477,7 +559,8 @@ out:
 
 #define CG_THRESHOLD	1.5
 #define CG_VALIDATE	1.1
-#define CG_SEED		24	/* all-pairs seed size */
+#define CG_SEED		24	/* all-pairs seed size (doubled once) */
+#define CG_MAX_SOCKETS	8	/* more sockets of 2 CPUs: implausible */
 #define CG_TYP_SAMPLES	64	/* in-group samples kept per group for T_g */
 #define CG_AMBIG	1.1	/* ambiguity band: threshold / 1.1 ... */
 #define CG_AMBIG_UP	1.3	/* ... threshold x 1.3 (outliers are high) */
@@ -539,7 +622,8 @@ struct cg {
 
 	int nseed;
 	bool seed_all;
-	bool smt_only;
+	bool smt_only;		/* only fast pairs, ambiguous */
+	bool smt_assumed;	/* only fast pairs, read as SMT siblings */
 	int smt_pairs;
 	double smt_max_ns, smt_next_ns;
 	int nclassified, nambig;
@@ -856,39 +940,143 @@ static int cl_cluster(const double *mat, int k, double cut, int *cl,
 	}
 }
 
+/* One all-pairs seed: k CPU indices and their latency matrix. */
+struct cg_seedset {
+	int k;
+	int *sidx;		/* k indices into cpus[], increasing */
+	double *mat;		/* k x k */
+};
+
+static void cg_seedset_free(struct cg_seedset *s)
+{
+	free(s->sidx);
+	free(s->mat);
+	memset(s, 0, sizeof(*s));
+}
+
 /*
- * Cut the nv sorted seed latencies at the lowest gap (>= validate between
- * neighbours) whose upper side is >= threshold x the median of the values
- * below it (above a skipped SMT level), the same test as a CPU joining a
- * group; cluster with complete linkage below the cut. Returns the number
- * of values below the cut.
+ * Measure all pairs of a new seed of k evenly spaced CPUs, reusing the
+ * pairs prev (may be NULL) already measured. The pairs are listed in the
+ * order of the circle method, so the greedy scheduler of cg_measure_list
+ * runs them as k-1 rounds of k/2 disjoint pairs. 0, 1 (budget) or -errno.
+ */
+static int cg_seed_measure(struct cg *st, struct cg_seedset *s, int k,
+			   const struct cg_seedset *prev)
+{
+	int p = k + (k & 1), np = 0, ret = 0;
+	size_t cap = (size_t)k * (size_t)(k - 1) / 2 + 1;
+	int *pos = calloc((size_t)p, sizeof(int));
+	int *prevpos = calloc((size_t)st->n, sizeof(int));
+	int (*list)[2] = calloc(cap, sizeof(*list));
+	int (*local)[2] = calloc(cap, sizeof(*local));
+	double *ns = calloc(cap, sizeof(double));
+
+	s->k = k;
+	s->sidx = calloc((size_t)k, sizeof(int));
+	s->mat = calloc((size_t)k * (size_t)k, sizeof(double));
+	if (!pos || !prevpos || !list || !local || !ns || !s->sidx ||
+	    !s->mat) {
+		ret = tiermm__fail(ENOMEM, "cpugroups: out of memory");
+		goto out;
+	}
+	for (int j = 0; j < k; j++)
+		s->sidx[j] = (int)((int64_t)j * st->n / k);
+	for (int i = 0; i < st->n; i++)
+		prevpos[i] = -1;
+	for (int j = 0; prev && j < prev->k; j++)
+		prevpos[prev->sidx[j]] = j;
+	for (int i = 0; i < p; i++)
+		pos[i] = i;
+	for (int r = 0; r < p - 1; r++) {
+		for (int i = 0; i < p / 2; i++) {
+			int a = pos[i], b = pos[p - 1 - i], pa, pb;
+
+			if (a >= k || b >= k)
+				continue;	/* the bye of an odd k */
+			pa = prevpos[s->sidx[a]];
+			pb = prevpos[s->sidx[b]];
+			if (pa >= 0 && pb >= 0) {
+				s->mat[a * k + b] = s->mat[b * k + a] =
+					prev->mat[pa * prev->k + pb];
+				continue;
+			}
+			list[np][0] = s->sidx[a];
+			list[np][1] = s->sidx[b];
+			local[np][0] = a;
+			local[np][1] = b;
+			np++;
+		}
+		/* Rotate all but pos[0]. */
+		int last = pos[p - 1];
+
+		memmove(&pos[2], &pos[1], sizeof(int) * (size_t)(p - 2));
+		pos[1] = last;
+	}
+	ret = cg_measure_list(st, (const int (*)[2])list, (size_t)np, ns,
+			      PH_SEED, "cpugroups: seed");
+	for (int i = 0; !ret && i < np; i++) {
+		int a = local[i][0], b = local[i][1];
+
+		s->mat[a * k + b] = s->mat[b * k + a] = ns[i];
+	}
+out:
+	free(ns);
+	free(local);
+	free(list);
+	free(prevpos);
+	free(pos);
+	return ret;
+}
+
+/*
+ * Cut the nv sorted seed latencies. A candidate gap lies between
+ * neighbours >= validate apart, with the upper side >= threshold x the
+ * median of the values below it (the test a CPU passes to join a group).
+ * Candidates are tried from the widest gap down (a narrower one can come
+ * from sockets of unequal in-socket latency); one whose complete-linkage
+ * clusters all have <= 2 CPUs is an SMT level and is passed over. No
+ * candidate left: one group. Returns the number of values below the cut
+ * and leaves the clusters in cl.
  */
 static int cg_seed_cut(struct cg *st, struct cg_meas *v, int nv,
 		       const double *mat, int k, int *cl, double *cd,
 		       int *size)
 {
-	int ncut = 0;
+	int ncut = 0, ncand = 0;
+	int *cand = calloc((size_t)nv + 1, sizeof(int));
 
 	st->smt_pairs = 0;
 	st->smt_only = false;
 	qsort(v, (size_t)nv, sizeof(*v), cmp_meas);
-	for (int j = 0; j + 1 < nv; j++) {
-		int base = st->smt_pairs;
+	if (!cand)
+		return -tiermm__fail(ENOMEM, "cpugroups: out of memory");
+	for (int j = 0; j + 1 < nv; j++)
+		if (v[j + 1].ns >= st->val * v[j].ns &&
+		    v[j + 1].ns >= st->thr * v[j / 2].ns)
+			cand[ncand++] = j;
+	while (ncand) {
+		int best = 0;
 
-		if (v[j + 1].ns < st->val * v[j].ns ||
-		    v[j + 1].ns < st->thr * v[base + (j - base) / 2].ns)
-			continue;
-		if (cl_cluster(mat, k, v[j].ns, cl, cd, size) <= 2) {
-			if (!st->smt_pairs) {
-				st->smt_pairs = j + 1;
-				st->smt_max_ns = v[j].ns;
-				st->smt_next_ns = v[j + 1].ns;
-			}
-			continue;
+		for (int c = 1; c < ncand; c++) {
+			int j = cand[c], b = cand[best];
+
+			if (v[j + 1].ns / v[j].ns > v[b + 1].ns / v[b].ns)
+				best = c;
 		}
-		ncut = j + 1;
-		break;
+		int j = cand[best];
+
+		cand[best] = cand[--ncand];
+		if (cl_cluster(mat, k, v[j].ns, cl, cd, size) > 2) {
+			ncut = j + 1;
+			break;
+		}
+		if (!st->smt_pairs || j + 1 < st->smt_pairs) {
+			st->smt_pairs = j + 1;
+			st->smt_max_ns = v[j].ns;
+			st->smt_next_ns = v[j + 1].ns;
+		}
 	}
+	free(cand);
 	if (!ncut) {
 		ncut = nv;		/* one group */
 		st->smt_only = st->smt_pairs > 0;
@@ -897,112 +1085,127 @@ static int cg_seed_cut(struct cg *st, struct cg_meas *v, int nv,
 	return ncut;
 }
 
-static int cg_seed(struct cg *st)
+/*
+ * Cluster a measured seed (cl[], the cut in *ncut). A pair above the cut
+ * whose CPUs are both within the cut of a third CPU contradicts the
+ * clusters; interference only adds latency, so such pairs (at most a
+ * quarter of the seed) are measured again, their minimum kept, and the
+ * seed clustered again. 0, 1 (budget) or -errno.
+ */
+static int cg_seed_cluster(struct cg *st, struct cg_seedset *s, int *cl)
 {
-	int k = st->n < CG_SEED ? st->n : CG_SEED;
-	int p = k + (k & 1), nv = 0, ncut = 0, ret = 0, nrounds = p - 1;
-	int *sidx = calloc((size_t)k, sizeof(int));
-	int *pos = calloc((size_t)p, sizeof(int));
-	int *cl = calloc((size_t)k, sizeof(int));
-	int *size = calloc((size_t)k, sizeof(int));
-	double *mat = calloc((size_t)k * (size_t)k, sizeof(double));
+	int k = s->k, nv = 0, ncut, nre = 0, ret = 0;
+	size_t npairs = (size_t)k * (size_t)(k - 1) / 2 + 1;
+	struct cg_meas *v = calloc(npairs, sizeof(*v));
 	double *cd = calloc((size_t)k * (size_t)k, sizeof(double));
-	int *gid = calloc((size_t)k, sizeof(int));
-	int (*local)[2] = calloc((size_t)p / 2 + 1, sizeof(*local));
-	struct cg_meas *v = calloc((size_t)k * (size_t)k / 2 + 1, sizeof(*v));
-	int (*re)[2] = calloc((size_t)k * (size_t)k / 8 + 1, sizeof(*re));
-	int (*rel)[2] = calloc((size_t)k * (size_t)k / 8 + 1, sizeof(*rel));
-	double *rens = calloc((size_t)k * (size_t)k / 8 + 1, sizeof(*rens));
+	int *size = calloc((size_t)k, sizeof(int));
+	int (*re)[2] = calloc(npairs / 4 + 1, sizeof(*re));
+	int (*rel)[2] = calloc(npairs / 4 + 1, sizeof(*rel));
+	double *rens = calloc(npairs / 4 + 1, sizeof(double));
+	double *mat = s->mat, cut;
 
-	if (!sidx || !pos || !cl || !size || !mat || !cd || !gid || !local ||
-	    !v || !re || !rel || !rens) {
+	if (!v || !cd || !size || !re || !rel || !rens) {
 		ret = tiermm__fail(ENOMEM, "cpugroups: out of memory");
 		goto out;
 	}
+	for (int a = 0; a < k; a++)
+		for (int b = a + 1; b < k; b++)
+			v[nv++] = (struct cg_meas){ a, b, mat[a * k + b] };
+	ncut = cg_seed_cut(st, v, nv, mat, k, cl, cd, size);
+	if (ncut < 0 || ncut == nv) {
+		ret = ncut < 0 ? ncut : 0;
+		goto out;
+	}
+	cut = v[ncut - 1].ns;
+	for (int a = 0; a < k; a++)
+		for (int b = a + 1; b < k && nre < nv / 4; b++) {
+			if (mat[a * k + b] <= cut)
+				continue;
+			for (int c = 0; c < k; c++)
+				if (c != a && c != b && mat[a * k + c] <= cut &&
+				    mat[b * k + c] <= cut) {
+					re[nre][0] = s->sidx[a];
+					re[nre][1] = s->sidx[b];
+					rel[nre][0] = a;
+					rel[nre][1] = b;
+					nre++;
+					break;
+				}
+		}
+	if (!nre)
+		goto out;
+	ret = cg_measure_list(st, (const int (*)[2])re, (size_t)nre, rens,
+			      PH_SEED, "cpugroups: seed re-check");
+	if (ret)
+		goto out;
+	for (int i = 0; i < nre; i++) {
+		int a = rel[i][0], b = rel[i][1];
+
+		if (rens[i] < mat[a * k + b])
+			mat[a * k + b] = mat[b * k + a] = rens[i];
+	}
+	nv = 0;
+	for (int a = 0; a < k; a++)
+		for (int b = a + 1; b < k; b++)
+			v[nv++] = (struct cg_meas){ a, b, mat[a * k + b] };
+	ncut = cg_seed_cut(st, v, nv, mat, k, cl, cd, size);
+	if (ncut < 0)
+		ret = ncut;
+out:
+	free(rens);
+	free(rel);
+	free(re);
+	free(size);
+	free(cd);
+	free(v);
+	return ret;
+}
+
+static int cg_seed(struct cg *st)
+{
+	struct cg_seedset s1 = { 0 }, s2 = { 0 }, *s = &s1;
+	int k = st->n < CG_SEED ? st->n : CG_SEED, ret;
+	int *cl = calloc((size_t)(st->n < 2 * CG_SEED ? st->n : 2 * CG_SEED),
+			 sizeof(int));
+	int *gid = NULL;
+
+	if (!cl) {
+		ret = tiermm__fail(ENOMEM, "cpugroups: out of memory");
+		goto out;
+	}
+	ret = cg_seed_measure(st, &s1, k, NULL);
+	if (!ret)
+		ret = cg_seed_cluster(st, &s1, cl);
+	/*
+	 * Only disjoint fast pairs: SMT siblings, or sockets that gave the
+	 * seed <= 2 CPUs each. A seed twice as large gives such sockets
+	 * >= 3 CPUs unless there are more than 24 of them.
+	 */
+	if (!ret && st->smt_only && st->n > k) {
+		k = st->n < 2 * CG_SEED ? st->n : 2 * CG_SEED;
+		ret = cg_seed_measure(st, &s2, k, &s1);
+		if (!ret)
+			ret = cg_seed_cluster(st, &s2, cl);
+		s = &s2;
+	}
+	if (ret)
+		goto out;	/* budget (1) or error */
+	/*
+	 * Still only fast pairs: read them as SMT siblings (one group). If
+	 * there are more than CG_MAX_SOCKETS of them, 2-CPU sockets would
+	 * make an implausible machine; otherwise the result stays ambiguous
+	 * and is never validated.
+	 */
+	if (st->smt_only && st->smt_pairs > CG_MAX_SOCKETS) {
+		st->smt_only = false;
+		st->smt_assumed = true;
+	}
 	st->nseed = k;
 	st->seed_all = k == st->n;
-	for (int j = 0; j < k; j++)
-		sidx[j] = (int)((int64_t)j * st->n / k);
-	for (int i = 0; i < p; i++)
-		pos[i] = i;
-
-	/* Circle method: every pair once, p/2 disjoint pairs per round. */
-	for (int r = 0; r < nrounds; r++) {
-		int nb = 0;
-
-		for (int i = 0; i < p / 2; i++) {
-			int a = pos[i], b = pos[p - 1 - i];
-
-			if (a >= k || b >= k)
-				continue;	/* the bye of an odd k */
-			local[nb][0] = a;
-			local[nb][1] = b;
-			st->bidx[nb][0] = sidx[a];
-			st->bidx[nb][1] = sidx[b];
-			nb++;
-		}
-		ret = cg_run(st, nb, PH_SEED);
-		if (ret)
-			goto out;	/* budget (1) or error */
-		for (int i = 0; i < nb; i++) {
-			int a = local[i][0], b = local[i][1];
-
-			v[nv++] = (struct cg_meas){ a, b, st->bns[i] };
-			mat[a * k + b] = mat[b * k + a] = st->bns[i];
-		}
-		cg_report(st, "cpugroups: seed", r + 1, nrounds);
-		/* Rotate all but pos[0]. */
-		int last = pos[p - 1];
-
-		memmove(&pos[2], &pos[1], sizeof(int) * (size_t)(p - 2));
-		pos[1] = last;
-	}
-
-	ncut = cg_seed_cut(st, v, nv, mat, k, cl, cd, size);
-
-	/*
-	 * A pair above the cut whose CPUs are both within the cut of a third
-	 * CPU contradicts the clusters; interference only adds latency, so
-	 * such pairs are measured again and their minimum kept.
-	 */
-	if (ncut < nv) {
-		double cut = v[ncut - 1].ns;
-		int nre = 0;
-
-		for (int a = 0; a < k; a++)
-			for (int b = a + 1; b < k && nre < nv / 4; b++) {
-				if (mat[a * k + b] <= cut)
-					continue;
-				for (int c = 0; c < k; c++)
-					if (mat[a * k + c] <= cut && c != a &&
-					    c != b && mat[b * k + c] <= cut) {
-						re[nre][0] = sidx[a];
-						re[nre][1] = sidx[b];
-						rel[nre][0] = a;
-						rel[nre][1] = b;
-						nre++;
-						break;
-					}
-			}
-		if (nre) {
-			ret = cg_measure_list(st, (const int (*)[2])re,
-					      (size_t)nre, rens, PH_SEED,
-					      "cpugroups: seed re-check");
-			if (ret)
-				goto out;
-			for (int i = 0; i < nre; i++) {
-				int a = rel[i][0], b = rel[i][1];
-
-				if (rens[i] < mat[a * k + b])
-					mat[a * k + b] = mat[b * k + a] = rens[i];
-			}
-			nv = 0;
-			for (int a = 0; a < k; a++)
-				for (int b = a + 1; b < k; b++)
-					v[nv++] = (struct cg_meas){ a, b,
-								    mat[a * k + b] };
-			ncut = cg_seed_cut(st, v, nv, mat, k, cl, cd, size);
-		}
+	gid = calloc((size_t)k, sizeof(int));
+	if (!gid) {
+		ret = tiermm__fail(ENOMEM, "cpugroups: out of memory");
+		goto out;
 	}
 	for (int j = 0; j < k; j++)
 		gid[j] = -1;
@@ -1018,31 +1221,23 @@ static int cg_seed(struct cg *st)
 			}
 			gid[root] = g;
 		}
-		ret = cg_add_member(st, gid[root], sidx[j]);
+		ret = cg_add_member(st, gid[root], s->sidx[j]);
 		if (ret)
 			goto out;
 	}
-	for (int i = 0; i < nv; i++)
-		if (cl[v[i].a] == cl[v[i].b])
-			cg_add_sample(st, gid[cl[v[i].a]], v[i].ns);
+	for (int a = 0; a < k; a++)
+		for (int b = a + 1; b < k; b++)
+			if (cl[a] == cl[b])
+				cg_add_sample(st, gid[cl[a]], s->mat[a * k + b]);
 	st->nclassified = k;
 	tiermm__log(TIERMM_LOG_DEBUG,
-		    "cpugroups: seed of %d CPUs: %d groups (cut after %d of %d pairs%s)",
-		    k, st->ng, ncut, nv,
-		    st->smt_pairs ? ", SMT-like level skipped" : "");
+		    "cpugroups: seed of %d CPUs: %d groups%s", k, st->ng,
+		    st->smt_pairs ? " (an SMT-like level was passed over)" : "");
 out:
-	free(rens);
-	free(rel);
-	free(re);
-	free(v);
-	free(local);
 	free(gid);
-	free(cd);
-	free(mat);
-	free(size);
 	free(cl);
-	free(pos);
-	free(sidx);
+	cg_seedset_free(&s2);
+	cg_seedset_free(&s1);
 	return ret;
 }
 
@@ -1549,7 +1744,7 @@ static int cg_conclude(struct cg *st, struct tiermm__cpugroups *out)
 			 vd.min_cross, c[vd.cross_at.a], c[vd.cross_at.b]);
 	} else if (vd.gap_group >= 0) {
 		snprintf(verdict, sizeof(verdict),
-			 "in-group latencies of the group of CPU %d jump %.1f -> %.1f ns (>= %.2fx): it may hold 2 sockets",
+			 "in-group latencies of the group of CPU %d jump %.1f -> %.1f ns (>= %.2fx): it may hold 2 sockets or dies",
 			 c[st->g[vd.gap_group].mem[0]], vd.gap_lo, vd.gap_hi,
 			 st->val);
 	} else {
@@ -1583,6 +1778,8 @@ static int cg_conclude(struct cg *st, struct tiermm__cpugroups *out)
 	if (st->nambig)
 		snprintf(ambig, sizeof(ambig), ", %d CPUs ambiguous",
 			 st->nambig);
+	else if (st->smt_assumed)
+		snprintf(ambig, sizeof(ambig), ", fast pairs read as SMT");
 
 	/* The verdict first: a truncated line still says it. */
 	if (snprintf(out->why, sizeof(out->why),
@@ -1622,7 +1819,7 @@ int tiermm__cpugroups_find(const int *cpus, int ncpus,
 			   struct tiermm__cpugroups *out)
 {
 	struct cg st = { 0 };
-	int *sorted = NULL, *map = NULL, ret = 0;
+	int *sorted = NULL, *map = NULL, ret = 0, saved_errno = errno;
 	size_t nb;
 
 	if (!out)
@@ -1762,6 +1959,8 @@ out:
 
 		tiermm__cpugroups_free(out);
 		errno = e;
+	} else {
+		errno = saved_errno;
 	}
 	return ret;
 }

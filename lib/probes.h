@@ -52,16 +52,18 @@ typedef int (*tiermm__pair_measure_fn)(const int (*pairs)[2], int npairs,
 
 /* The real measurement: two pinned threads per pair bouncing one line. */
 struct tiermm__pingpong_params {
-	int samples;		/* samples per pair, minimum kept; 0: default */
+	int samples;		/* undisturbed samples per pair wanted (at most
+				 * 3x samples run), minimum kept; 0: default */
 	double sample_s;	/* duration of one sample; 0: default */
 };
 int tiermm__pingpong_measure(const int (*pairs)[2], int npairs, double *ns,
 			     void *ctx /* struct tiermm__pingpong_params * or NULL */);
 
 struct tiermm__cpugroups_params {
-	double threshold;	/* relative: same group if lat < threshold x
-				 * the CPU's fastest partner; 0: default */
-	double validate;	/* max in-group < validate x min cross-group;
+	double threshold;	/* relative: a CPU joins a group if its latency
+				 * to it < threshold x the group's median
+				 * in-group latency; 0: default (1.5) */
+	double validate;	/* max in-group x validate < min cross-group;
 				 * 0: default (1.1, as vMitosis) */
 	double budget_s;	/* stop measuring after this; 0: no limit */
 	tiermm__progress_fn progress;
@@ -71,7 +73,8 @@ struct tiermm__cpugroups_params {
 struct tiermm__cpugroups {
 	int ncpus;
 	int *cpu;		/* ncpus CPU ids, as given */
-	int *group;		/* group index of cpu[i], 0..ngroups-1 */
+	int *group;		/* group index of cpu[i], 0..ngroups-1; -1 when
+				 * the budget stopped before cpu[i] was placed */
 	int ngroups;
 	bool validated;		/* the in-group/cross-group check passed */
 	double confidence;	/* 0..1: separation margin of the check */

@@ -970,15 +970,16 @@ static int run_cpugroups(struct tiermm_topo *t, struct progress *pg,
 		if (w > 0 && (size_t)w < sizeof(list) - pos)
 			pos += (size_t)w;
 	}
-	t->groups.validated = g.validated;
+	t->groups.validated = g.validated && !g.budget_hit;
+	t->groups.partial = g.budget_hit;
 	t->groups.confidence = g.confidence;
 	t->groups.max_in_group_ns = g.max_in_ns;
 	t->groups.min_cross_group_ns = g.min_cross_ns;
 	t->groups.pairs_measured = g.pairs_measured;
 	snprintf(stats, sizeof(stats),
-		 "validated=%d confidence=%.3f max_in_ns=%.1f min_cross_ns=%.1f pairs=%llu",
-		 g.validated, g.confidence, g.max_in_ns, g.min_cross_ns,
-		 (unsigned long long)g.pairs_measured);
+		 "validated=%d confidence=%.3f max_in_ns=%.1f min_cross_ns=%.1f pairs=%llu partial=%d",
+		 t->groups.validated, g.confidence, g.max_in_ns, g.min_cross_ns,
+		 (unsigned long long)g.pairs_measured, g.budget_hit);
 	tiermm__log(TIERMM_LOG_INFO, "CPU groups %s (%s): %s", list, stats, g.why);
 	tiermm__cpugroups_free(&g);
 	ret = store_groups(t, list);
@@ -994,16 +995,17 @@ static void load_groups_from_xml(struct tiermm_topo *t)
 	const char *list = hwloc_obj_get_info_by_name(root, INFO_CPUGROUPS);
 	const char *st = hwloc_obj_get_info_by_name(root, INFO_CPUGROUPS_STATS);
 	unsigned long long pairs = 0;
-	int validated = 0;
+	int validated = 0, partial = 0;
 
 	if (!list || store_groups(t, list))
 		return;
-	if (st && sscanf(st, "validated=%d confidence=%lf max_in_ns=%lf min_cross_ns=%lf pairs=%llu",
+	if (st && sscanf(st, "validated=%d confidence=%lf max_in_ns=%lf min_cross_ns=%lf pairs=%llu partial=%d",
 			 &validated, &t->groups.confidence,
 			 &t->groups.max_in_group_ns,
-			 &t->groups.min_cross_group_ns, &pairs) == 5) {
+			 &t->groups.min_cross_group_ns, &pairs, &partial) == 6) {
 		t->groups.validated = validated;
 		t->groups.pairs_measured = pairs;
+		t->groups.partial = partial;
 	}
 }
 
@@ -1529,8 +1531,9 @@ int tiermm_topo_write_json(const struct tiermm_topo *t, FILE *f)
 		}
 		fputc(']', f);
 	}
-	fprintf(f, "},\"cpu_groups\":{\"validated\":%s,\"agrees_with_nodes\":%s,\"confidence\":%.3f,\"pairs_measured\":%llu,\"groups\":[",
+	fprintf(f, "},\"cpu_groups\":{\"validated\":%s,\"partial\":%s,\"agrees_with_nodes\":%s,\"confidence\":%.3f,\"pairs_measured\":%llu,\"groups\":[",
 		t->groups.validated ? "true" : "false",
+		t->groups.partial ? "true" : "false",
 		t->groups.agrees_with_nodes ? "true" : "false",
 		t->groups.confidence,
 		(unsigned long long)t->groups.pairs_measured);

@@ -153,6 +153,8 @@ struct tiermm_cpugroups_info {
 	int nr_groups;		/* 0: not probed */
 	int validated;		/* in-group latency clearly below cross-group */
 	int agrees_with_nodes;	/* groups equal the NUMA nodes' CPU sets */
+	int partial;		/* the time budget ran out: some CPUs are in
+				 * no group, and validated is 0 */
 	double confidence;	/* 0..1 */
 	double max_in_group_ns;
 	double min_cross_group_ns;

@@ -352,15 +352,40 @@ static void test_single_socket(void **state)
 	assert_true(g.confidence <= 0.25);
 	tiermm__cpugroups_free(&g);
 
-	/* SMT only: one group, never validated (2-CPU sockets look alike). */
+	/*
+	 * SMT siblings only: 16 fast pairs would be 16 sockets of 2 CPUs,
+	 * implausible: read as SMT, one group, validated.
+	 */
 	for (int i = 0; i < 32; i++)
 		m->core[i] = i / 2;
 	model_seed(m, 3, 0);
 	m->pairs = 0;
 	assert_int_equal(run(m, NULL, &g), 0);
 	assert_int_equal(g.ngroups, 1);
+	assert_true(g.validated);
+	assert_non_null(strstr(g.why, "read as SMT"));
+	tiermm__cpugroups_free(&g);
+	model_free(m);
+
+	/* 8 fast pairs in 16 CPUs: SMT or 8 sockets of 2: never validated. */
+	m = model_new(16, 1, SEQ, 2.0);
+	for (int i = 0; i < 16; i++)
+		m->core[i] = i / 2;
+	assert_int_equal(run(m, NULL, &g), 0);
+	assert_int_equal(g.ngroups, 1);
 	assert_false(g.validated);
-	assert_non_null(strstr(g.why, "SMT"));
+	assert_non_null(strstr(g.why, "SMT siblings of one socket or 2-CPU sockets"));
+	tiermm__cpugroups_free(&g);
+	model_free(m);
+
+	/* 192 CPUs, one socket, SMT: the seed has no siblings; one group. */
+	m = model_new(192, 1, SEQ, 2.0);
+	for (int i = 0; i < 192; i++)
+		m->core[i] = i / 2;
+	model_seed(m, 5, 0.05);
+	assert_int_equal(run(m, NULL, &g), 0);
+	assert_int_equal(g.ngroups, 1);
+	print_message("192 CPUs, one socket, SMT, noise 5%%: %s\n", g.why);
 	tiermm__cpugroups_free(&g);
 	model_free(m);
 }

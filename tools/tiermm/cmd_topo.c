@@ -192,6 +192,8 @@ static void print_text(const struct tiermm_topo *t)
 			printf("  %s: one group, in-group <= %.1f ns, confidence %.2f\n",
 			       g.validated ? "validated" : "NOT validated (a guess)",
 			       g.max_in_group_ns, g.confidence);
+		if (g.partial)
+			printf("  PARTIAL: the time budget ran out before every CPU was placed\n");
 		printf("  %s the NUMA nodes the OS shows\n",
 		       g.agrees_with_nodes ? "agrees with" : "differs from");
 	}
