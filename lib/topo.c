@@ -130,7 +130,14 @@ static int kind_of(hwloc_obj_t obj, int nr_cpus)
 	}
 	if (dax && !strcmp(dax, "NVM"))
 		return TIERMM_KIND_NVM;
-	/* A plain node holding CPUs is the socket's ordinary RAM. */
+	/*
+	 * A plain node holding CPUs is the socket's ordinary RAM, unless a
+	 * memory-side cache sits in front of it (2LM: DRAM caching slower
+	 * memory whose kind the firmware does not name).
+	 */
+	for (hwloc_obj_t p = obj->parent; p; p = p->parent)
+		if (p->type == HWLOC_OBJ_MEMCACHE)
+			return TIERMM_KIND_UNKNOWN;
 	if (!st && !dax && nr_cpus > 0)
 		return TIERMM_KIND_DRAM;
 	return TIERMM_KIND_UNKNOWN;
@@ -192,6 +199,9 @@ static int load_fsroot_xml(const char *root, char **xml, int *xmllen)
 		setenv("HWLOC_COMPONENTS", "linux,stop", 1);
 		setenv("HWLOC_HIDE_ERRORS", "2", 1);
 		if (hwloc_topology_init(&h) ||
+		    hwloc_topology_set_io_types_filter(h, HWLOC_TYPE_FILTER_KEEP_NONE) ||
+		    hwloc_topology_set_type_filter(h, HWLOC_OBJ_MEMCACHE,
+						   HWLOC_TYPE_FILTER_KEEP_ALL) ||
 		    hwloc_topology_load(h) ||
 		    hwloc_topology_export_xmlbuffer(h, &out, &outlen, 0))
 			_exit(3);
@@ -1185,6 +1195,9 @@ int tiermm_topo_load(const struct tiermm_topo_opts *opts,
 	}
 	/* tiermm places memory; I/O devices are not needed and slow to find. */
 	hwloc_topology_set_io_types_filter(t->h, HWLOC_TYPE_FILTER_KEEP_NONE);
+	/* Memory-side caches tell 2LM memory from plain DRAM. */
+	hwloc_topology_set_type_filter(t->h, HWLOC_OBJ_MEMCACHE,
+				       HWLOC_TYPE_FILTER_KEEP_ALL);
 	if (o.xml_path) {
 		if (access(o.xml_path, R_OK)) {
 			ret = tiermm__fail(errno, "%s: %s", o.xml_path, strerror(errno));

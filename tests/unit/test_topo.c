@@ -212,6 +212,38 @@ static void test_meminitiators(void **state)
 	tiermm_topo_free(t);
 }
 
+/* KNL all-to-all: MCDRAM is a cache, one DRAM node. */
+static void test_knl_cache(void **state)
+{
+	struct tiermm_topo *t = load_capture("64intel64-fakeKNL-A2A-cache", NULL);
+
+	(void)state;
+	assert_int_equal(tiermm_topo_nr_nodes(t), 1);
+	compare_with_lstopo(t, "64intel64-fakeKNL-A2A-cache");
+	assert_int_equal(node(t, 0).nr_cpus, 64);
+	assert_int_equal(tiermm_topo_nr_tiers(t), 1);
+	tiermm_topo_free(t);
+}
+
+/* 2LM: DRAM as a memory-side cache in front of the nodes: kind not guessed. */
+static void test_memory_side_cache(void **state)
+{
+	struct tiermm_topo *t = load_capture("memorysidecaches", NULL);
+	double v;
+
+	(void)state;
+	assert_int_equal(tiermm_topo_nr_nodes(t), 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(node(t, i).kind, TIERMM_KIND_UNKNOWN);
+		assert_int_equal(node(t, i).nr_cpus, 20);
+	}
+	assert_int_equal(tiermm_topo_distance(t, 0, 2, TIERMM_METRIC_SLIT, &v), 0);
+	assert_true(v == 11);
+	/* SLIT says node 2 is closest to node 0 after itself. */
+	assert_int_equal(tiermm_topo_best_target(t, 0, TIERMM_METRIC_SLIT), 0);
+	tiermm_topo_free(t);
+}
+
 /* A user override wins and the disagreeing sources are named. */
 static void test_user_tiers(void **state)
 {
@@ -336,6 +368,22 @@ static void test_hwloc_xml(void **state)
 		assert_int_equal(tiermm_topo_load(&o, &t), -ESTALE);
 		assert_null(t);
 	}
+	snprintf(path, sizeof(path), "%s/tests/fixtures/hwloc/xml/16amd64-4distances.xml",
+		 srcdir());
+	t = load_xml(path, 0);
+	assert_int_equal(tiermm_topo_nr_nodes(t), 8);
+	assert_int_equal(tiermm_topo_nr_tiers(t), 1);
+	{
+		char cpus[32];
+
+		assert_int_equal(tiermm_topo_node_cpus(t, 3, cpus, sizeof(cpus)), 5);
+		assert_string_equal(cpus, "10-11");
+	}
+	tiermm_topo_free(t);
+	snprintf(path, sizeof(path), "%s/tests/fixtures/hwloc/xml/cxlmem+dax.v2.xml", srcdir());
+	t = load_xml(path, 0);
+	assert_int_equal(tiermm_topo_nr_nodes(t), 1);	/* CXL memory not onlined */
+	tiermm_topo_free(t);
 	snprintf(path, sizeof(path), "%s/tests/fixtures/hwloc/xml/64intel64-heteromem.xml",
 		 srcdir());
 	{
@@ -470,6 +518,8 @@ int main(void)
 		cmocka_unit_test(test_knl),
 		cmocka_unit_test(test_plain_numa),
 		cmocka_unit_test(test_meminitiators),
+		cmocka_unit_test(test_knl_cache),
+		cmocka_unit_test(test_memory_side_cache),
 		cmocka_unit_test(test_user_tiers),
 		cmocka_unit_test(test_bad_tiers),
 		cmocka_unit_test(test_xml_roundtrip),

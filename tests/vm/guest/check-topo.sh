@@ -37,6 +37,12 @@ b=$(sed 's/"origin":"[^"]*",//' /tmp/cache.json)
 check_eq "XML export -> import is lossless" "$a" "$b"
 check_match "the cache says where it came from" '"origin":"xml /tmp/topo.xml (tiermm cache' "$(cat /tmp/cache.json)"
 
+# hwloc's own tools read the measurements from the exported XML.
+attrs=$(lstopo-no-graphics -i /tmp/topo.xml --memattrs 2>&1)
+for a in TiermmLatency TiermmReadBandwidth TiermmWriteBandwidth; do
+	check_match "lstopo --memattrs shows $a" "name \`$a'" "$attrs"
+done
+
 # Nodes: hwloc lists nodes with memory; the preset gives every node memory.
 nodes=$(echo "$live" | grep -o '{"node":[0-9]*,' | wc -l)
 check_eq "$NODES nodes" "$NODES" "$nodes"
