@@ -36,10 +36,14 @@
  * library refuses modules older than the version it needs; newer modules
  * keep answering the commands of older versions (see commands).
  */
-#define TIERMM_API_VERSION	1
+#define TIERMM_API_VERSION	2
 
 /* Command numbers (the nr field of the ioctl); bit n of commands = nr n. */
 #define TIERMM_CMD_GET_API	0x00
+#define TIERMM_CMD_PT_STAT	0x01	/* API 2 */
+#define TIERMM_CMD_PT_DUMP	0x02	/* API 2 */
+#define TIERMM_CMD_PT_MIGRATE	0x03	/* API 2 */
+#define TIERMM_CMD_AB_SCAN	0x04	/* API 2 */
 
 /**
  * struct tiermm_get_api - handshake: which API the loaded module speaks
@@ -68,8 +72,229 @@ struct tiermm_get_api {
 
 /* Feature bits reported in tiermm_get_api.features. */
 #define TIERMM_FEAT_GET_API	_BITULL(0)	/* the handshake itself */
+#define TIERMM_FEAT_PT_STAT	_BITULL(1)
+#define TIERMM_FEAT_PT_DUMP	_BITULL(2)
+#define TIERMM_FEAT_PT_MIGRATE	_BITULL(3)
+#define TIERMM_FEAT_AB_SCAN	_BITULL(4)
 
 #define TIERMM_IOC_GET_API \
 	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_GET_API, struct tiermm_get_api)
+
+/*
+ * Page-table levels, in the index order of every per-level array below.
+ * On x86-64 with 4-level paging the P4D is folded into the PGD; the PGD
+ * page itself is counted at TIERMM_PT_PGD.
+ */
+#define TIERMM_PT_PTE		0
+#define TIERMM_PT_PMD		1
+#define TIERMM_PT_PUD		2
+#define TIERMM_PT_PGD		3	/* PGD, and P4D when not folded */
+#define TIERMM_PT_NR_LEVELS	4
+
+/*
+ * Ranges: [start, start + len) in the target's user address space; start
+ * and len page-aligned, len > 0, no overflow, the end at most
+ * TASK_SIZE. Anything else is -EINVAL.
+ *
+ * Permissions (as move_pages(2)): reading a process's page tables needs
+ * ptrace_may_access(PTRACE_MODE_READ_REALCREDS); migrating them or clearing
+ * accessed bits needs, in addition, the same user or CAP_SYS_NICE.
+ * An exited or unknown pid is -ESRCH, a kernel thread -EINVAL.
+ *
+ * Per-node arrays are user buffers of nr_nodes entries indexed by node id.
+ */
+
+/**
+ * struct tiermm_pt_stat - page-table statistics of a range (TIERMM_CMD_PT_STAT)
+ * @argsz:	in: sizeof(struct tiermm_pt_stat) as the caller knows it
+ * @flags:	in: must be 0
+ * @pid:	in: target process (0: the caller)
+ * @nr_nodes:	in: entries in every per-node array; -ENOSPC (and the needed
+ *		value written here) when smaller than nr_node_ids
+ * @start, @len: in: the range
+ * @tables_ptr:	in: __u64[nr_nodes][TIERMM_PT_NR_LEVELS]: out: page-table
+ *		pages per node and level that map some of the range
+ * @leaf_ptr:	in: __u64[nr_nodes]: out: leaf entries (present PTEs, and
+ *		PMD/PUD huge mappings) held in tables on each node
+ * @data_ptr:	in: __u64[nr_nodes]: out: 4 KiB data pages mapped per node
+ *		(a 2 MiB THP counts 512)
+ * @tables_local: out: per level, tables on the node that holds the
+ *		majority of the data they map (children tables for upper
+ *		levels: the vMitosis bottom-up vote)
+ * @tables_remote: out: per level, tables elsewhere
+ * @tables_empty: out: per level, tables mapping no present data
+ * @leaf_huge:	out: leaf entries that are huge: [TIERMM_PT_PMD] 2 MiB,
+ *		[TIERMM_PT_PUD] 1 GiB; other slots 0
+ * @reserved:	must be 0
+ */
+struct tiermm_pt_stat {
+	__u32 argsz;
+	__u32 flags;
+	__s32 pid;
+	__u32 nr_nodes;
+	__u64 start;
+	__u64 len;
+	__u64 tables_ptr;
+	__u64 leaf_ptr;
+	__u64 data_ptr;
+	__u64 tables_local[TIERMM_PT_NR_LEVELS];
+	__u64 tables_remote[TIERMM_PT_NR_LEVELS];
+	__u64 tables_empty[TIERMM_PT_NR_LEVELS];
+	__u64 leaf_huge[TIERMM_PT_NR_LEVELS];
+	__u64 reserved[4];
+};
+
+#define TIERMM_PT_STAT_SIZE_VER0	216
+
+/**
+ * struct tiermm_pt_dump - copy out the page tables of a range (TIERMM_CMD_PT_DUMP)
+ * @argsz, @flags, @pid, @start, @len: as for struct tiermm_pt_stat
+ * @pad0:	must be 0
+ * @buf_ptr:	in: user buffer receiving struct tiermm_pt_dump_rec records
+ * @buf_len:	in: its size in bytes (at least one record)
+ * @written:	out: bytes written
+ * @next:	out: the address to pass as start to continue (the first
+ *		address not dumped), or start + len when done
+ * @reserved:	must be 0
+ *
+ * Tables are visited top-down, depth-first (a PGD, its first P4D/PUD table,
+ * that one's first PMD table, ...). Only tables that map part of the range
+ * are written; each is written whole (all 512 entries). A table that does not
+ * fit ends the call with @next at the first address it maps.
+ */
+struct tiermm_pt_dump {
+	__u32 argsz;
+	__u32 flags;
+	__s32 pid;
+	__u32 pad0;
+	__u64 start;
+	__u64 len;
+	__u64 buf_ptr;
+	__u64 buf_len;
+	__u64 written;
+	__u64 next;
+	__u64 reserved[4];
+};
+
+#define TIERMM_PT_DUMP_SIZE_VER0	96
+
+/**
+ * struct tiermm_pt_dump_rec - one page-table page in a dump
+ * @va:		first virtual address its entries map
+ * @pfn:	page frame number of the table page
+ * @level:	TIERMM_PT_* level of the table
+ * @node:	NUMA node of the table page
+ * @nr_entries:	entries that follow (512 on x86-64)
+ * @pad0:	0
+ * @entries:	the raw entries, as the MMU reads them
+ */
+struct tiermm_pt_dump_rec {
+	__u64 va;
+	__u64 pfn;
+	__u32 level;
+	__s32 node;
+	__u32 nr_entries;
+	__u32 pad0;
+	__u64 entries[];
+};
+
+/* Target node value meaning "the node holding the majority of the data". */
+#define TIERMM_NODE_AUTO	(-1)
+
+/* Levels a migration moves (bits of tiermm_pt_migrate.levels). */
+#define TIERMM_PT_MIGRATE_PTE	(1U << TIERMM_PT_PTE)
+#define TIERMM_PT_MIGRATE_PMD	(1U << TIERMM_PT_PMD)
+#define TIERMM_PT_MIGRATE_PUD	(1U << TIERMM_PT_PUD)
+#define TIERMM_PT_MIGRATE_ALL	(TIERMM_PT_MIGRATE_PTE | \
+				 TIERMM_PT_MIGRATE_PMD | \
+				 TIERMM_PT_MIGRATE_PUD)
+
+/* Why tables were not moved: indexes of tiermm_pt_migrate.skipped. */
+#define TIERMM_SKIP_ALREADY	0	/* already on the target node */
+#define TIERMM_SKIP_NO_DATA	1	/* auto: maps no present data */
+#define TIERMM_SKIP_NOMEM	2	/* no free page on the target node */
+#define TIERMM_SKIP_HUGE	3	/* a huge leaf, not a table */
+#define TIERMM_SKIP_BUSY	4	/* changed under us; try again */
+#define TIERMM_SKIP_NR		8
+
+/**
+ * struct tiermm_pt_migrate - move page-table pages (TIERMM_CMD_PT_MIGRATE)
+ * @argsz, @flags, @pid, @start, @len: as for struct tiermm_pt_stat
+ * @node:	in: target node, or TIERMM_NODE_AUTO (bottom-up majority)
+ * @levels:	in: TIERMM_PT_MIGRATE_* bits, at least one
+ * @moved:	out: tables moved, per level
+ * @skipped:	out: tables not moved, by TIERMM_SKIP_* reason (all levels)
+ * @reserved:	must be 0
+ *
+ * A node that does not exist or has no memory is -EINVAL. The PGD (and a
+ * folded P4D) is never moved.
+ */
+struct tiermm_pt_migrate {
+	__u32 argsz;
+	__u32 flags;
+	__s32 pid;
+	__s32 node;
+	__u64 start;
+	__u64 len;
+	__u32 levels;
+	__u32 pad0;
+	__u64 moved[TIERMM_PT_NR_LEVELS];
+	__u64 skipped[TIERMM_SKIP_NR];
+	__u64 reserved[4];
+};
+
+#define TIERMM_PT_MIGRATE_SIZE_VER0	168
+
+/* tiermm_ab_scan.flags */
+#define TIERMM_SCAN_FLUSH	(1U << 0)	/* flush TLBs after clearing, so
+						 * the next scan sees new accesses */
+#define TIERMM_SCAN_COUNTS	(1U << 1)	/* per-2 MiB __u16 counts instead
+						 * of a bitmap */
+
+/**
+ * struct tiermm_ab_scan - test and clear accessed bits (TIERMM_CMD_AB_SCAN)
+ * @argsz, @pid, @start, @len: as for struct tiermm_pt_stat
+ * @flags:	in: TIERMM_SCAN_* bits
+ * @max_pages:	in: stop after this many 4 KiB pages were examined (bounded
+ *		work per call; 0: 262144 = 1 GiB)
+ * @cursor:	in: where to start, in [start, start + len); out: where the
+ *		next call continues; start + len when the range is done
+ * @out_ptr:	in: user buffer: without TIERMM_SCAN_COUNTS, a bitmap with
+ *		one bit per 4 KiB page of [start, start + len) (bit i = page at
+ *		start + i * 4096); with it, __u16 per 2 MiB region
+ *		(entry i = region at start + i * 2 MiB, start 2 MiB aligned)
+ *		holding the number of accessed 4 KiB pages (512 for an
+ *		accessed THP). Only the part covered by this call is written.
+ * @out_len:	in: its size in bytes; too small for the range is -EINVAL
+ * @scanned:	out: pages examined in this call
+ * @accessed:	out: pages found accessed (and cleared) in this call
+ * @reserved:	must be 0
+ */
+struct tiermm_ab_scan {
+	__u32 argsz;
+	__u32 flags;
+	__s32 pid;
+	__u32 pad0;
+	__u64 start;
+	__u64 len;
+	__u64 max_pages;
+	__u64 cursor;
+	__u64 out_ptr;
+	__u64 out_len;
+	__u64 scanned;
+	__u64 accessed;
+	__u64 reserved[4];
+};
+
+#define TIERMM_AB_SCAN_SIZE_VER0	112
+
+#define TIERMM_IOC_PT_STAT \
+	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_PT_STAT, struct tiermm_pt_stat)
+#define TIERMM_IOC_PT_DUMP \
+	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_PT_DUMP, struct tiermm_pt_dump)
+#define TIERMM_IOC_PT_MIGRATE \
+	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_PT_MIGRATE, struct tiermm_pt_migrate)
+#define TIERMM_IOC_AB_SCAN \
+	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_AB_SCAN, struct tiermm_ab_scan)
 
 #endif /* _UAPI_LINUX_TIERMM_H */

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tiermm.ko internal interfaces shared by its source files.
+ */
+#ifndef _TIERMM_INTERNAL_H
+#define _TIERMM_INTERNAL_H
+
+#include <linux/mm_types.h>
+#include <linux/types.h>
+
+#include <linux/tiermm.h>
+
+/* What a command wants to do with the target process. */
+enum tiermm_access {
+	TIERMM_ACCESS_READ,	/* read its page tables */
+	TIERMM_ACCESS_MODIFY,	/* migrate tables, clear accessed bits */
+};
+
+/*
+ * common.c: look up pid (0: current) and check permissions as
+ * move_pages(2) does; on success *mmp holds a reference the caller drops
+ * with mmput(). -ESRCH (no such process, or it has exited), -EINVAL (a
+ * kernel thread), -EPERM / -EACCES (not allowed).
+ */
+int tiermm_get_target_mm(pid_t pid, enum tiermm_access access,
+			 struct mm_struct **mmp);
+
+/*
+ * common.c: validate a user range: page-aligned start and len, len > 0,
+ * no overflow, end <= TASK_SIZE. 0 or -EINVAL.
+ */
+int tiermm_check_range(u64 start, u64 len);
+
+/*
+ * common.c: the node of a page-table page given the struct page (or the
+ * folio) holding it; NUMA_NO_NODE never occurs for valid pages.
+ */
+int tiermm_page_node(struct page *page);
+
+/*
+ * common.c: flush every CPU's TLB (flush_tlb_mm_range is not exported:
+ * an IPI running __flush_tlb_all on each online CPU).
+ */
+void tiermm_flush_all_tlbs(void);
+
+/*
+ * The command handlers. arg is the user pointer of the ioctl; each reads
+ * the struct with copy_struct_from_user() after checking argsz against
+ * its *_SIZE_VER0, rejects unknown flags and non-zero reserved/pad fields
+ * with -EINVAL, and writes the struct back (at most argsz bytes) on success.
+ */
+long tiermm_ioctl_pt_stat(void __user *arg);		/* pt_walk.c */
+long tiermm_ioctl_pt_dump(void __user *arg);		/* pt_walk.c */
+long tiermm_ioctl_ab_scan(void __user *arg);		/* pt_scan.c */
+long tiermm_ioctl_pt_migrate(void __user *arg);		/* pt_migrate.c */
+
+#endif /* _TIERMM_INTERNAL_H */
