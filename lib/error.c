@@ -126,7 +126,7 @@ const char *tiermm_strerror(int err)
 	case ENOTSUP:
 		return "Not supported by the running kernel";
 	case EPROTO:
-		return "tiermm.ko speaks an API version this library does not know";
+		return "Version mismatch: tiermm.ko's API or a cache's format is not one this library speaks";
 	default:
 		return strerror_r(err, buf, sizeof(buf)); /* GNU variant */
 	}

@@ -174,7 +174,7 @@ __attribute__((destructor)) static void anchor_fini(void)
  */
 static int load_fsroot_xml(const char *root, char **xml, int *xmllen)
 {
-	int pipefd[2], status, ret = 0;
+	int pipefd[2], status = 0, ret = 0;
 	size_t cap = 1 << 16, len = 0;
 	char *buf;
 	pid_t pid;
@@ -236,8 +236,16 @@ static int load_fsroot_xml(const char *root, char **xml, int *xmllen)
 		len += (size_t)r;
 	}
 	close(pipefd[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/*
+	 * With SIGCHLD ignored the child is reaped automatically and waitpid
+	 * fails with ECHILD: then the XML itself (parsed next) is the check.
+	 */
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = 0;
+			break;
+		}
+	}
 	if (!buf)
 		return tiermm__fail(ENOMEM, "out of memory reading the topology of %s",
 				    root);
@@ -265,7 +273,8 @@ static int read_kernel_nodes(struct tiermm_topo *t, const char *fsroot)
 	int ret, nr;
 
 	{
-		TIERMM_OPTS(tiermm_caps_opts, o, .fsroot = fsroot);
+		/* "/" so TIERMM_FSROOT cannot redirect a live load. */
+		TIERMM_OPTS(tiermm_caps_opts, o, .fsroot = fsroot ? fsroot : "/");
 
 		ret = tiermm_caps_load(&o, &caps);
 	}
@@ -1009,10 +1018,11 @@ static void load_groups_from_xml(struct tiermm_topo *t)
 
 	if (!list || store_groups(t, list))
 		return;
+	/* partial= was added later; older caches end after pairs=. */
 	if (st && sscanf(st, "validated=%d confidence=%lf max_in_ns=%lf min_cross_ns=%lf pairs=%llu partial=%d",
 			 &validated, &t->groups.confidence,
 			 &t->groups.max_in_group_ns,
-			 &t->groups.min_cross_group_ns, &pairs, &partial) == 6) {
+			 &t->groups.min_cross_group_ns, &pairs, &partial) >= 5) {
 		t->groups.validated = validated;
 		t->groups.pairs_measured = pairs;
 		t->groups.partial = partial;
@@ -1256,7 +1266,11 @@ int tiermm_topo_load(const struct tiermm_topo_opts *opts,
 					pg.total += !!(o.probes & TIERMM_PROBE_LATENCY) +
 						    !!(o.probes & TIERMM_PROBE_BANDWIDTH);
 		if (o.probes & TIERMM_PROBE_CPUGROUPS) {
-			mem_budget = budget / 2;
+			/* Half each when memory probes run too. */
+			if (o.probes & (TIERMM_PROBE_LATENCY | TIERMM_PROBE_BANDWIDTH))
+				mem_budget = budget / 2;
+			else
+				mem_budget = 0;
 			ret = run_cpugroups(t, &pg, budget - mem_budget);
 			if (ret)
 				goto fail;

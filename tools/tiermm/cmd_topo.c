@@ -268,6 +268,10 @@ int cmd_topo(int argc, char **argv)
 		cli_err("topo", "unexpected argument '%s'", argv[optind]);
 		return CLI_USAGE;
 	}
+	if ((flags & TIERMM_TOPO_CHECK_MACHINE) && !from) {
+		cli_err("topo", "--check-machine needs --from FILE");
+		return CLI_USAGE;
+	}
 	if (root) {
 		if (!realpath(root, rootbuf)) {
 			cli_err("topo", "--fsroot %s: %s", root, strerror(errno));

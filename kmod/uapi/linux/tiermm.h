@@ -202,9 +202,9 @@ struct tiermm_pt_dump_rec {
 #define TIERMM_NODE_AUTO	(-1)
 
 /* Levels a migration moves (bits of tiermm_pt_migrate.levels). */
-#define TIERMM_PT_MIGRATE_PTE	(1U << TIERMM_PT_PTE)
-#define TIERMM_PT_MIGRATE_PMD	(1U << TIERMM_PT_PMD)
-#define TIERMM_PT_MIGRATE_PUD	(1U << TIERMM_PT_PUD)
+#define TIERMM_PT_MIGRATE_PTE	_BITUL(TIERMM_PT_PTE)
+#define TIERMM_PT_MIGRATE_PMD	_BITUL(TIERMM_PT_PMD)
+#define TIERMM_PT_MIGRATE_PUD	_BITUL(TIERMM_PT_PUD)
 #define TIERMM_PT_MIGRATE_ALL	(TIERMM_PT_MIGRATE_PTE | \
 				 TIERMM_PT_MIGRATE_PMD | \
 				 TIERMM_PT_MIGRATE_PUD)
@@ -245,11 +245,13 @@ struct tiermm_pt_migrate {
 
 #define TIERMM_PT_MIGRATE_SIZE_VER0	168
 
-/* tiermm_ab_scan.flags */
-#define TIERMM_SCAN_FLUSH	(1U << 0)	/* flush TLBs after clearing, so
-						 * the next scan sees new accesses */
-#define TIERMM_SCAN_COUNTS	(1U << 1)	/* per-2 MiB __u16 counts instead
-						 * of a bitmap */
+/*
+ * tiermm_ab_scan.flags: TIERMM_SCAN_FLUSH flushes TLBs after clearing, so
+ * the next scan sees new accesses; TIERMM_SCAN_COUNTS returns per-2 MiB
+ * __u16 counts instead of a bitmap.
+ */
+#define TIERMM_SCAN_FLUSH	_BITUL(0)
+#define TIERMM_SCAN_COUNTS	_BITUL(1)
 
 /**
  * struct tiermm_ab_scan - test and clear accessed bits (TIERMM_CMD_AB_SCAN)

@@ -1,5 +1,6 @@
 #!/bin/sh
 # tests/vm/guest/check-module.sh - TAP checks that /init loaded tiermm.ko.
+# shellcheck source=tap.sh
 . /tests/tap.sh
 
 if [ -f /lib/tiermm/tiermm.ko ]; then
