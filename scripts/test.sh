@@ -10,5 +10,10 @@ status=0
 (cd build && ctest -L unit --output-on-failure) || status=1
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest -L unit --output-on-failure) || status=1
+# Benchmarks print their ratios against a baseline measured in the same
+# run. Timing on a shared CI machine is noisy, so a missed target is
+# reported here but does not fail the run.
+(cd build && ctest -L bench -LE vm --output-on-failure) ||
+	echo "test.sh: a benchmark missed its target (see above); not counted as a failure" >&2
 (cd build && ctest -L vm --output-on-failure) || status=1
 exit $status
