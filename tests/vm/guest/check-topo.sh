@@ -51,6 +51,16 @@ i=0
 while [ "$i" -lt "$NODES" ]; do
 	cpus=$(eval "printf '%s' \"\${NODE${i}_CPUS:-}\"")
 	check_match "node $i CPUs '$cpus'" "\"cpus\":\"$cpus\"" "$(node_obj $i)"
+	# Capacity: the preset's size less what the kernel keeps (tolerance
+	# from the preset, as check-shape.sh uses).
+	mib=$(eval "printf '%s' \"\${NODE${i}_MEM_MIB:-0}\"")
+	cap=$(node_obj $i | sed -n 's/.*"capacity":\([0-9]*\).*/\1/p')
+	cap_mib=$((cap / 1048576))
+	if [ "$cap_mib" -le "$mib" ] && [ "$cap_mib" -ge $((mib - ${MEM_TOLERANCE_MIB:-128})) ]; then
+		ok "node $i capacity $cap_mib MiB of $mib MiB"
+	else
+		not_ok "node $i capacity $cap_mib MiB, expected $mib MiB less at most ${MEM_TOLERANCE_MIB:-128}"
+	fi
 	i=$((i + 1))
 done
 
