@@ -7,5 +7,7 @@
 #include <tiermm/common.h>
 #include <tiermm/caps.h>
 #include <tiermm/topo.h>
+#include <tiermm/place.h>
+#include <tiermm/pt.h>
 
 #endif /* TIERMM_H */

@@ -17,6 +17,17 @@ enum tiermm_access {
 };
 
 /*
+ * common.c: read a command's argument struct: argsz (the first __u32 of
+ * uarg) must be at least ver0 and at most PAGE_SIZE; the struct is copied
+ * with copy_struct_from_user() into karg (ksize bytes, zero-filled when the
+ * caller's is shorter) and *argszp receives argsz. -EFAULT, or -EINVAL
+ * for a bad argsz or non-zero bytes beyond ksize. Flags, padding and
+ * reserved fields are the caller's to check.
+ */
+int tiermm_copy_arg(void *karg, size_t ksize, size_t ver0,
+		    void __user *uarg, u32 *argszp);
+
+/*
  * common.c: look up pid (0: current) and check permissions as
  * move_pages(2) does; on success *mmp holds a reference the caller drops
  * with mmput(). -ESRCH (no such process, or it has exited), -EINVAL (a

@@ -3,8 +3,13 @@
  * tiermm.ko: page-table services for the tiermm library.
  *
  * The module registers the misc device /dev/tiermm. Its ioctl interface is
- * defined in uapi/linux/tiermm.h, shared with libtiermm. This first version
- * answers the GET_API handshake only.
+ * defined in uapi/linux/tiermm.h, shared with libtiermm:
+ * - GET_API, the handshake (here);
+ * - PT_STAT and PT_DUMP, page-table statistics and copies (pt_walk.c);
+ * - AB_SCAN, test and clear accessed bits (pt_scan.c);
+ * - PT_MIGRATE, move page-table pages to another node (pt_migrate.c).
+ * common.c holds what they share: argument copy-in, target lookup and
+ * permission checks, range checks, the TLB flush.
  *
  * Without opening the device, a probe can read the API version from
  * /sys/module/tiermm/parameters/api_version and the module version from
@@ -28,6 +33,8 @@
 
 #include <linux/tiermm.h>	/* kmod/uapi/linux/tiermm.h, via Kbuild */
 
+#include "tiermm_internal.h"
+
 #ifndef TIERMM_VERSION
 #error "TIERMM_VERSION is not defined: build with kmod/Kbuild"
 #endif
@@ -39,8 +46,14 @@
 static_assert(sizeof(struct tiermm_get_api) == TIERMM_GET_API_SIZE_VER0);
 
 /* Feature bits and commands this build of the module implements. */
-#define TIERMM_FEATURES		TIERMM_FEAT_GET_API
-#define TIERMM_COMMANDS		BIT_ULL(TIERMM_CMD_GET_API)
+#define TIERMM_FEATURES		(TIERMM_FEAT_GET_API | TIERMM_FEAT_PT_STAT | \
+				 TIERMM_FEAT_PT_DUMP | TIERMM_FEAT_PT_MIGRATE | \
+				 TIERMM_FEAT_AB_SCAN)
+#define TIERMM_COMMANDS		(BIT_ULL(TIERMM_CMD_GET_API) | \
+				 BIT_ULL(TIERMM_CMD_PT_STAT) | \
+				 BIT_ULL(TIERMM_CMD_PT_DUMP) | \
+				 BIT_ULL(TIERMM_CMD_PT_MIGRATE) | \
+				 BIT_ULL(TIERMM_CMD_AB_SCAN))
 
 /*
  * /sys/module/tiermm/parameters/api_version: read-only. A plain
@@ -81,18 +94,8 @@ static long tiermm_ioctl_get_api(void __user *uarg)
 	u32 argsz;
 	int ret;
 
-	if (get_user(argsz, (u32 __user *)uarg))
-		return -EFAULT;
-	if (argsz < TIERMM_GET_API_SIZE_VER0 || argsz > PAGE_SIZE)
-		return -EINVAL;
-
-	/*
-	 * From here on only the argsz read above is used: another thread may
-	 * change the field in memory between the two reads.
-	 */
-	ret = copy_struct_from_user(&arg, sizeof(arg), uarg, argsz);
-	if (ret == -E2BIG)	/* non-zero bytes beyond what we know */
-		return -EINVAL;
+	ret = tiermm_copy_arg(&arg, sizeof(arg), TIERMM_GET_API_SIZE_VER0,
+			      uarg, &argsz);
 	if (ret)
 		return ret;
 
@@ -123,6 +126,14 @@ static long tiermm_ioctl(struct file *file, unsigned int cmd,
 	switch (cmd) {
 	case TIERMM_IOC_GET_API:
 		return tiermm_ioctl_get_api(uarg);
+	case TIERMM_IOC_PT_STAT:
+		return tiermm_ioctl_pt_stat(uarg);
+	case TIERMM_IOC_PT_DUMP:
+		return tiermm_ioctl_pt_dump(uarg);
+	case TIERMM_IOC_PT_MIGRATE:
+		return tiermm_ioctl_pt_migrate(uarg);
+	case TIERMM_IOC_AB_SCAN:
+		return tiermm_ioctl_ab_scan(uarg);
 	default:
 		return -ENOTTY;
 	}

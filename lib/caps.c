@@ -572,8 +572,11 @@ static void probe_perf(struct tiermm_caps *c)
 			   PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC;
 	attr.precise_ip = strcmp(pmu, "ibs_op") ? 2 : 0;
 	attr.disabled = 1;
-	attr.exclude_kernel = 1;
-	attr.exclude_hv = 1;
+	/* The IBS driver rejects every exclude_* flag. */
+	if (strcmp(pmu, "ibs_op")) {
+		attr.exclude_kernel = 1;
+		attr.exclude_hv = 1;
+	}
 	fd = (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1,
 			  PERF_FLAG_FD_CLOEXEC);
 	err = errno;

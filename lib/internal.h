@@ -91,6 +91,20 @@ struct tiermm_get_api;
  */
 int tiermm__module_open(struct tiermm_get_api *api);
 
+/*
+ * How pt.c reaches the module. Unit tests install a fake one to play the
+ * kernel's part; the library itself always uses /dev/tiermm.
+ */
+struct tiermm__pt_dev {
+	/* tiermm__module_open()'s contract: a descriptor or -errno. */
+	int (*open)(struct tiermm_get_api *api);
+	/* ioctl(2)'s contract: 0, or -1 with errno set. */
+	int (*ioctl)(int fd, unsigned long req, void *arg);
+	void (*close)(int fd);
+};
+/* Install dev (NULL: /dev/tiermm) and forget the cached handshake. */
+void tiermm__pt_set_dev(const struct tiermm__pt_dev *dev);
+
 /* perf PMU events described in sysfs (perf.c). */
 struct perf_event_attr;
 /*
@@ -103,5 +117,24 @@ int tiermm__pmu_event_attr(const struct tiermm__fs *fs, const char *pmu,
 
 /* Minimal JSON output helpers (json.c). */
 void tiermm__json_str(FILE *f, const char *s);
+
+/* Ranges of an address space (place.c). */
+/*
+ * addr must be page aligned and len > 0; [*start, *end) is the range with
+ * len rounded up to whole pages. 0 or -EINVAL (via tiermm__fail, naming
+ * what).
+ */
+int tiermm__range_check(const void *addr, size_t len, const char *what,
+			uint64_t *start, uint64_t *end);
+/*
+ * Every byte of [start, end) is mapped in process pid (0: self): 0, or
+ * -EFAULT naming the first hole, -ESRCH or -EPERM.
+ */
+int tiermm__range_mapped(pid_t pid, uint64_t start, uint64_t end);
+/*
+ * Tests only: walk ranges without PAGEMAP_SCAN, as on kernels before 6.7
+ * (every base page is an entry). Not thread-safe; set before moving.
+ */
+void tiermm__place_use_pagemap_scan(bool on);
 
 #endif /* TIERMM_INTERNAL_H */

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ioctl_test: checks the /dev/tiermm GET_API handshake of a loaded tiermm.ko.
+ * ioctl_test: checks the /dev/tiermm GET_API handshake of a loaded tiermm.ko
+ * (API 2: the handshake, PT_STAT, PT_DUMP, PT_MIGRATE and AB_SCAN). The
+ * commands themselves are exercised by pt_test.
  *
  * Plain C11 plus POSIX, libc only: it runs in the test VM's busybox initramfs.
  * Output is TAP ("ok N - ...", "not ok N - ...", plan at the end); the exit
@@ -31,6 +33,16 @@
 #define SYSFS_API_VERSION	SYSFS_MODULE "/parameters/api_version"
 #define SYSFS_VERSION		SYSFS_MODULE "/version"
 #define SYSFS_MISC_DEV		"/sys/class/misc/" TIERMM_DEVICE_NAME "/dev"
+
+/* What a module of API 2 reports. */
+#define WANT_FEATURES	(TIERMM_FEAT_GET_API | TIERMM_FEAT_PT_STAT | \
+			 TIERMM_FEAT_PT_DUMP | TIERMM_FEAT_PT_MIGRATE | \
+			 TIERMM_FEAT_AB_SCAN)
+#define WANT_COMMANDS	((1ULL << TIERMM_CMD_GET_API) | \
+			 (1ULL << TIERMM_CMD_PT_STAT) | \
+			 (1ULL << TIERMM_CMD_PT_DUMP) | \
+			 (1ULL << TIERMM_CMD_PT_MIGRATE) | \
+			 (1ULL << TIERMM_CMD_AB_SCAN))
 
 static int n_checks;
 static int n_failed;
@@ -157,10 +169,14 @@ static void test_handshake(int fd)
 	if (!check(a.api_version == TIERMM_API_VERSION,
 		   "api_version == TIERMM_API_VERSION (%u)", TIERMM_API_VERSION))
 		diag("got %u", a.api_version);
-	check(a.features & TIERMM_FEAT_GET_API,
-	      "features has TIERMM_FEAT_GET_API");
-	check(a.commands & (1ULL << TIERMM_CMD_GET_API),
-	      "commands has bit TIERMM_CMD_GET_API");
+	if (!check(a.features == WANT_FEATURES,
+		   "features == GET_API | PT_STAT | PT_DUMP | PT_MIGRATE | AB_SCAN"))
+		diag("got %#llx, want %#llx", (unsigned long long)a.features,
+		     (unsigned long long)WANT_FEATURES);
+	if (!check(a.commands == WANT_COMMANDS,
+		   "commands == bits of GET_API, PT_STAT, PT_DUMP, PT_MIGRATE, AB_SCAN"))
+		diag("got %#llx, want %#llx", (unsigned long long)a.commands,
+		     (unsigned long long)WANT_COMMANDS);
 	if (!check(a.argsz == TIERMM_GET_API_SIZE_VER0 && a.flags == 0 &&
 		   a.pad0 == 0 && a.reserved[0] == 0 && a.reserved[1] == 0 &&
 		   a.reserved[2] == 0 && a.reserved[3] == 0,
@@ -313,8 +329,13 @@ static void test_bad_commands(int fd)
 		     &a, sizeof(a), ENOTTY, "unknown nr 0x3f");
 
 	init_arg(&a);
-	expect_error(fd, _IOWR(TIERMM_IOC_MAGIC, 0x01, struct tiermm_get_api),
-		     &a, sizeof(a), ENOTTY, "unknown nr 0x01");
+	expect_error(fd, _IOWR(TIERMM_IOC_MAGIC, 0x05, struct tiermm_get_api),
+		     &a, sizeof(a), ENOTTY, "unknown nr 0x05");
+
+	init_arg(&a);
+	expect_error(fd, _IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_PT_STAT,
+			       struct tiermm_get_api),
+		     &a, sizeof(a), ENOTTY, "nr 0x01 (PT_STAT) with GET_API's size");
 
 	init_arg(&a);
 	expect_error(fd, _IOWR(TIERMM_IOC_MAGIC + 1, TIERMM_CMD_GET_API,

@@ -21,6 +21,8 @@ struct cli_verb {
 
 int cmd_caps(int argc, char **argv);
 void usage_caps(FILE *f);
+int cmd_pt(int argc, char **argv);
+void usage_pt(FILE *f);
 int cmd_topo(int argc, char **argv);
 void usage_topo(FILE *f);
 

@@ -14,6 +14,8 @@ static void usage_version(FILE *f);
 static const struct cli_verb verbs[] = {
 	{ "caps", "report which kernel features tiermm can use", cmd_caps,
 	  usage_caps },
+	{ "pt", "page tables of a process: where they are, dump, move, follow its threads",
+	  cmd_pt, usage_pt },
 	{ "topo", "show nodes, memory kinds, tiers, distances and measured values",
 	  cmd_topo, usage_topo },
 	{ "version", "print the tiermm version", cmd_version, usage_version },

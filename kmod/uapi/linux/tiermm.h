@@ -94,11 +94,15 @@ struct tiermm_get_api {
 /*
  * Ranges: [start, start + len) in the target's user address space; start
  * and len page-aligned, len > 0, no overflow, the end at most
- * TASK_SIZE. Anything else is -EINVAL.
+ * TASK_SIZE_MAX. Anything else is -EINVAL. Only VMAs without VM_HUGETLB,
+ * VM_PFNMAP and VM_IO are walked; the rest of the range maps nothing.
  *
  * Permissions (as move_pages(2)): reading a process's page tables needs
  * ptrace_may_access(PTRACE_MODE_READ_REALCREDS); migrating them or clearing
- * accessed bits needs, in addition, the same user or CAP_SYS_NICE.
+ * accessed bits needs, in addition, the same user or CAP_SYS_NICE (-EPERM).
+ * A module cannot call the LSM hooks (security_ptrace_access_check() and
+ * security_task_movememory() are not exported): the credential,
+ * dumpability and capability rules are checked, other LSMs are not asked.
  * An exited or unknown pid is -ESRCH, a kernel thread -EINVAL.
  *
  * Per-node arrays are user buffers of nr_nodes entries indexed by node id.
@@ -110,7 +114,8 @@ struct tiermm_get_api {
  * @flags:	in: must be 0
  * @pid:	in: target process (0: the caller)
  * @nr_nodes:	in: entries in every per-node array; -ENOSPC (and the needed
- *		value written here) when smaller than nr_node_ids
+ *		value written here, the only field this failure writes) when
+ *		smaller than nr_node_ids; entries from nr_node_ids on are set 0
  * @start, @len: in: the range
  * @tables_ptr:	in: __u64[nr_nodes][TIERMM_PT_NR_LEVELS]: out: page-table
  *		pages per node and level that map some of the range
@@ -126,6 +131,13 @@ struct tiermm_get_api {
  * @leaf_huge:	out: leaf entries that are huge: [TIERMM_PT_PMD] 2 MiB,
  *		[TIERMM_PT_PUD] 1 GiB; other slots 0
  * @reserved:	must be 0
+ *
+ * Everything counts only entries inside the range, and each table once.
+ * Data pages are present leaves whose PFN is online memory (the zero page
+ * included), swap and migration entries are not. Votes: a PTE table's data
+ * pages, one per 4 KiB page; for an upper table, one per non-empty child
+ * table (on the child table's node) and one per huge leaf (on its data's
+ * node). A table is local when its node has at least as many votes as any.
  */
 struct tiermm_pt_stat {
 	__u32 argsz;
@@ -151,7 +163,8 @@ struct tiermm_pt_stat {
  * @argsz, @flags, @pid, @start, @len: as for struct tiermm_pt_stat
  * @pad0:	must be 0
  * @buf_ptr:	in: user buffer receiving struct tiermm_pt_dump_rec records
- * @buf_len:	in: its size in bytes (at least one record)
+ * @buf_len:	in: its size in bytes: at least TIERMM_PT_NR_LEVELS + 1
+ *		records of 512 entries (20640 bytes), else -EINVAL
  * @written:	out: bytes written
  * @next:	out: the address to pass as start to continue (the first
  *		address not dumped), or start + len when done
@@ -160,7 +173,12 @@ struct tiermm_pt_stat {
  * Tables are visited top-down, depth-first (a PGD, its first P4D/PUD table,
  * that one's first PMD table, ...). Only tables that map part of the range
  * are written; each is written whole (all 512 entries). A table that does not
- * fit ends the call with @next at the first address it maps.
+ * fit ends the call with @next at the first address it maps. Every call
+ * starts with the tables leading to its start address, so a call that
+ * continues at @next repeats those of the previous call (same level and
+ * pfn): the output of each call stands alone. The kernel half of the PGD
+ * reads as 0; without CAP_SYS_ADMIN, as in /proc/PID/pagemap, the
+ * physical-address bits of entries and @pfn read as 0.
  */
 struct tiermm_pt_dump {
 	__u32 argsz;
@@ -258,19 +276,30 @@ struct tiermm_pt_migrate {
  * @argsz, @pid, @start, @len: as for struct tiermm_pt_stat
  * @flags:	in: TIERMM_SCAN_* bits
  * @max_pages:	in: stop after this many 4 KiB pages were examined (bounded
- *		work per call; 0: 262144 = 1 GiB)
- * @cursor:	in: where to start, in [start, start + len); out: where the
- *		next call continues; start + len when the range is done
+ *		work per call; 0: 262144 = 1 GiB); a page is examined when its
+ *		leaf entry is (a THP: 512, never split across calls), address
+ *		ranges without a PTE table or THP are passed over for free
+ * @cursor:	in: where to start, page-aligned, in [start, start + len)
+ *		(2 MiB aligned with TIERMM_SCAN_COUNTS, whose calls cover whole
+ *		2 MiB regions); out: where the next call continues; start + len
+ *		when the range is done
  * @out_ptr:	in: user buffer: without TIERMM_SCAN_COUNTS, a bitmap with
  *		one bit per 4 KiB page of [start, start + len) (bit i = page at
  *		start + i * 4096); with it, __u16 per 2 MiB region
  *		(entry i = region at start + i * 2 MiB, start 2 MiB aligned)
  *		holding the number of accessed 4 KiB pages (512 for an
- *		accessed THP). Only the part covered by this call is written.
+ *		accessed THP). Only the part covered by this call is written
+ *		(bits outside it keep their values). Bit i is bit i % 8 of
+ *		byte i / 8.
  * @out_len:	in: its size in bytes; too small for the range is -EINVAL
+ *		(bitmap: ceil(len / 4096 / 8) bytes; counts: 2 per region)
  * @scanned:	out: pages examined in this call
  * @accessed:	out: pages found accessed (and cleared) in this call
- * @reserved:	must be 0
+ * @pad0, @reserved: must be 0
+ *
+ * Only present 4 KiB entries and PMD-mapped THPs are scanned (a THP as a
+ * whole, even if the range covers part of it); 1 GiB leaves are not.
+ * Accessed bits kept by secondary MMUs (mmu notifiers) are not cleared.
  */
 struct tiermm_ab_scan {
 	__u32 argsz;

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Hotness backend "scan": tiermm.ko's accessed-bit scanner
+ * (tiermm_ab_scan_*), for machines and VMs without precise sampling.
+ *
+ * A pass visits the process's writable mappings (heap, stacks, anonymous
+ * and writable file mappings, read from /proc/PID/maps when the pass
+ * starts, so new mappings are seen from the next pass on), tests and clears
+ * their accessed bits, and reports what was found accessed since the
+ * previous pass. Code and read-only data are not scanned: the classifier
+ * tracks the data areas, and clearing bits costs the kernel's reclaim
+ * information (the module marks the folio young when it clears a bit, as
+ * DAMON does, but only for the pages we scan).
+ *
+ * Granularity: the bitmap mode, one bit per 4 KiB page (a THP sets its 512
+ * bits), and one TIERMM__OBS_RANGE observation per run of accessed pages
+ * (weight = the run's pages, hits 1). Exact to the page, whatever
+ * boundaries the classifier's ranges have (mapping starts are 4 KiB
+ * aligned); the counts mode would give one number per 2 MiB and leave the
+ * pages' positions inside it unknown. The bitmap costs 32 KiB per 1 GiB
+ * window; observations are at most one per accessed page, and runs make
+ * THPs and hot areas a handful.
+ *
+ * Bounded work: poll() examines at most max_pages pages (default 262144,
+ * 1 GiB of 4 KiB pages; ranges without page tables cost nothing), in
+ * scanner calls of a quarter of that (and at most 4096 calls or about
+ * 20 ms, for sparse address spaces), and continues the pass at the next
+ * poll. A new pass starts no sooner than interval_us (default 100 ms)
+ * after the previous one started, so a small process is not rescanned at
+ * every poll.
+ *
+ * Freshness: TIERMM_AB_SCAN_FLUSH, so every call that cleared bits ends
+ * with a TLB flush on all CPUs (the module cannot flush one mm); without it
+ * a page whose translation stays cached would not be marked accessed again
+ * and the hottest pages would look cold. Cost: one global flush per scanner
+ * call that found something, about 4 per poll at most.
+ *
+ * CPU: the ioctls run in the caller's thread (system time of the thread
+ * that calls poll()), so cpu_ns() is 0.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tiermm/pt.h>
+
+#include "internal.h"
+#include "tiering.h"
+
+#define SCAN_PAGE 4096ull
+#define DEF_INTERVAL_US 100000
+#define DEF_MAX_PAGES 262144
+/*
+ * Backstops per poll: scanner calls and wall time. Calls over ranges
+ * without page tables examine nothing and cost only the system call, but a
+ * sparse reservation (sanitizer shadow, JVM or Go arenas) is thousands of
+ * 1 GiB windows.
+ */
+#define CALLS_PER_POLL 4096
+#define POLL_NS_MAX 20000000ull
+#define OBS_BATCH 256
+
+struct span {
+	uint64_t start, end;	/* writable mappings, adjacent ones merged */
+};
+
+struct tiermm__backend {
+	pid_t pid;		/* as given (0: self) */
+	pid_t real_pid;
+	uint64_t interval_ns;
+	uint64_t max_pages;
+	struct span *spans;
+	size_t nspans, si;
+	struct tiermm_ab_scanner *sc;
+	bool in_pass;
+	uint64_t pass_start;
+	struct tiermm__obs batch[OBS_BATCH];
+	size_t nbatch;
+	struct tiermm__backend_stats st;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool live(const struct tiermm__backend_cfg *cfg)
+{
+	return !cfg->fsroot || !cfg->fsroot[0] || !strcmp(cfg->fsroot, "/");
+}
+
+/* Writable user mappings of pid, sorted, adjacent ones merged. */
+static int read_spans(pid_t pid, struct span **out, size_t *nout)
+{
+	struct tiermm__fs fs;
+	char rel[64], path[PATH_MAX], *line = NULL;
+	size_t cap = 0, n = 0, linecap = 0;
+	struct span *s = NULL, *tmp;
+	FILE *f;
+	int err, saved = errno;
+
+	*out = NULL;
+	*nout = 0;
+	tiermm__fs_init(&fs, NULL);
+	snprintf(rel, sizeof(rel), "/proc/%d/maps", (int)pid);
+	if (tiermm__fs_path(&fs, rel, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (!f) {
+		err = errno;
+		errno = saved;
+		return err == ENOENT ? -ESRCH : -err;
+	}
+	while (getline(&line, &linecap, f) > 0) {
+		uint64_t lo, hi;
+		char perms[8];
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s", &lo, &hi, perms) != 3 ||
+		    hi <= lo || perms[1] != 'w' || (lo >> 63) || (lo | hi) % SCAN_PAGE)
+			continue;
+		if (n && lo <= s[n - 1].end) {
+			if (hi > s[n - 1].end)
+				s[n - 1].end = hi;
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			tmp = realloc(s, cap * sizeof(*s));
+			if (!tmp) {
+				free(s);
+				free(line);
+				fclose(f);
+				errno = saved;
+				return -ENOMEM;
+			}
+			s = tmp;
+		}
+		s[n++] = (struct span){ .start = lo, .end = hi };
+	}
+	free(line);
+	fclose(f);
+	errno = saved;
+	*out = s;
+	*nout = n;
+	return 0;
+}
+
+static int flush_obs(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
+{
+	int ret;
+
+	if (!b->nbatch)
+		return 0;
+	ret = sink(b->batch, b->nbatch, ctx);
+	b->st.observations += b->nbatch;
+	b->nbatch = 0;
+	return ret < 0 ? ret : 0;
+}
+
+static int emit_run(struct tiermm__backend *b, uint64_t addr, uint64_t pages,
+		    uint64_t now, tiermm__obs_sink sink, void *ctx)
+{
+	b->batch[b->nbatch++] = (struct tiermm__obs){
+		.addr = addr,
+		.weight = (uint32_t)pages,	/* <= a 1 GiB window */
+		.hits = 1,
+		.flags = TIERMM__OBS_RANGE,
+		.time_ns = now,
+	};
+	return b->nbatch == OBS_BATCH ? flush_obs(b, sink, ctx) : 0;
+}
+
+/* The runs of set bits of [bt->start, bt->end) as observations. */
+static int emit(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
+		uint64_t now, tiermm__obs_sink sink, void *ctx)
+{
+	uint64_t first, last, run = UINT64_MAX;	/* bit where a run began */
+	int ret;
+
+	if (bt->end <= bt->start || !bt->bitmap)
+		return 0;
+	first = (bt->start - bt->base) / SCAN_PAGE;
+	last = (bt->end - bt->base) / SCAN_PAGE;
+	if (last > bt->nr)
+		last = bt->nr;
+	for (uint64_t i = first; i < last;) {
+		uint64_t word = bt->bitmap[i / 64] >> (i % 64);
+		uint64_t left = 64 - i % 64, step;
+
+		if (last - i < left) {
+			left = last - i;
+			word &= (1ull << left) - 1;
+		}
+		if (run == UINT64_MAX) {
+			/* Looking for a set bit. */
+			if (!word) {
+				i += left;
+				continue;
+			}
+			step = (uint64_t)__builtin_ctzll(word);
+			run = i + step;
+			i += step;
+		} else {
+			/* Looking for the end of the run. */
+			uint64_t zeros = ~word & (left == 64 ? ~0ull : (1ull << left) - 1);
+
+			if (!zeros) {
+				i += left;
+				continue;
+			}
+			step = (uint64_t)__builtin_ctzll(zeros);
+			i += step;
+			ret = emit_run(b, bt->base + run * SCAN_PAGE, i - run, now,
+				       sink, ctx);
+			if (ret)
+				return ret;
+			run = UINT64_MAX;
+		}
+	}
+	if (run != UINT64_MAX)
+		return emit_run(b, bt->base + run * SCAN_PAGE, last - run, now,
+				sink, ctx);
+	return 0;
+}
+
+static void end_span(struct tiermm__backend *b)
+{
+	tiermm_ab_scan_close(b->sc);
+	b->sc = NULL;
+	if (++b->si >= b->nspans) {
+		b->in_pass = false;
+		b->st.passes++;
+	}
+}
+
+static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
+{
+	uint64_t now = now_ns(), budget = b->max_pages;
+	int calls = 0, ret = 0;
+
+	b->st.polls++;
+	if (!b->in_pass) {
+		struct span *s;
+		size_t n;
+
+		if (b->pass_start && now - b->pass_start < b->interval_ns)
+			return 0;
+		ret = read_spans(b->real_pid, &s, &n);
+		if (ret == -ESRCH)
+			return tiermm__fail(ESRCH, "scan backend: pid %d exited",
+					    (int)b->real_pid);
+		if (ret)
+			return tiermm__fail(-ret, "scan backend: reading /proc/%d/maps: %s",
+					    (int)b->real_pid, strerror(-ret));
+		free(b->spans);
+		b->spans = s;
+		b->nspans = n;
+		b->si = 0;
+		b->pass_start = now;
+		if (!n)
+			return 0;
+		b->in_pass = true;
+	}
+	while (b->in_pass && budget && calls < CALLS_PER_POLL &&
+	       (calls % 64 || now_ns() - now < POLL_NS_MAX)) {
+		const struct span *sp = &b->spans[b->si];
+		struct tiermm_ab_batch bt;
+
+		if (!b->sc) {
+			TIERMM_OPTS(tiermm_ab_scan_opts, o,
+				    .flags = TIERMM_AB_SCAN_FLUSH,
+				    .max_pages = b->max_pages / 4 > 512 ?
+						 b->max_pages / 4 : 512);
+
+			ret = tiermm_ab_scan_open(b->pid, sp->start,
+						  sp->end - sp->start, &o, &b->sc);
+			if (ret == -ESRCH)
+				break;
+			if (ret == -EINVAL) {
+				/* The mapping went away (or never was scannable). */
+				b->sc = NULL;
+				end_span(b);
+				ret = 0;
+				continue;
+			}
+			if (ret)
+				break;
+		}
+		memset(&bt, 0, sizeof(bt));
+		bt.sz = sizeof(bt);
+		ret = tiermm_ab_scan_next(b->sc, &bt);
+		calls++;
+		if (ret == 1) {
+			b->st.pages_scanned += bt.scanned;
+			b->st.pages_accessed += bt.accessed;
+			budget -= bt.scanned < budget ? bt.scanned : budget;
+			ret = emit(b, &bt, now, sink, ctx);
+			if (ret)
+				break;
+			continue;
+		}
+		if (ret == 0 || ret == -EINVAL) {
+			end_span(b);
+			ret = 0;
+			continue;
+		}
+		break;
+	}
+	if (ret >= 0)
+		ret = flush_obs(b, sink, ctx);
+	else
+		flush_obs(b, sink, ctx);
+	return ret;
+}
+
+static void scan_close(struct tiermm__backend *b)
+{
+	if (!b)
+		return;
+	tiermm_ab_scan_close(b->sc);
+	free(b->spans);
+	free(b);
+}
+
+static int scan_open(const struct tiermm__backend_cfg *cfg,
+		     struct tiermm__backend **out)
+{
+	struct tiermm__backend *b;
+	struct tiermm_ab_scanner *probe;
+	int ret;
+
+	*out = NULL;
+	if (!live(cfg))
+		return tiermm__fail(EINVAL, "scan backend: needs the running kernel, not fsroot %s",
+				    cfg->fsroot);
+	if (cfg->pid < 0)
+		return tiermm__fail(EINVAL, "scan backend: pid %d is negative",
+				    (int)cfg->pid);
+	/* Module, command and permission, as the first pass will need them. */
+	ret = tiermm_ab_scan_open(cfg->pid, 0, 0, NULL, &probe);
+	if (ret)
+		return ret;
+	tiermm_ab_scan_close(probe);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return tiermm__fail(ENOMEM, "scan backend: out of memory");
+	b->pid = cfg->pid;
+	b->real_pid = cfg->pid ? cfg->pid : getpid();
+	b->interval_ns = (cfg->interval_us ? cfg->interval_us : DEF_INTERVAL_US) * 1000;
+	b->max_pages = cfg->max_pages ? cfg->max_pages : DEF_MAX_PAGES;
+	*out = b;
+	return 0;
+}
+
+static int scan_usable(const struct tiermm__backend_cfg *cfg, char *why,
+		       size_t whylen)
+{
+	struct tiermm__fs fs;
+	struct tiermm_ab_scanner *probe;
+	pid_t pid = cfg->pid ? cfg->pid : getpid();
+
+	if (!live(cfg))
+		return tiermm__backend_why(why, whylen,
+					   "scan: needs the running kernel (fsroot %s given)",
+					   cfg->fsroot);
+	tiermm__fs_init(&fs, NULL);
+	if (!tiermm__fs_exists(&fs, "/sys/module/tiermm"))
+		return tiermm__backend_why(why, whylen,
+					   "scan: tiermm.ko is not loaded (no /sys/module/tiermm); load it with 'modprobe tiermm'");
+	if (tiermm_ab_scan_open(cfg->pid, 0, 0, NULL, &probe))
+		return tiermm__backend_why(why, whylen, "scan: %s", tiermm_errmsg());
+	tiermm_ab_scan_close(probe);
+	tiermm__backend_why(why, whylen,
+			    "scan: tiermm.ko accessed-bit scanner works on pid %d",
+			    (int)pid);
+	return 1;
+}
+
+static uint64_t scan_cpu_ns(struct tiermm__backend *b)
+{
+	(void)b;
+	return 0;
+}
+
+static void scan_stats(struct tiermm__backend *b, struct tiermm__backend_stats *s)
+{
+	*s = b->st;
+}
+
+const struct tiermm__backend_ops tiermm__scan_backend = {
+	.name = "scan",
+	.usable = scan_usable,
+	.open = scan_open,
+	.poll = scan_poll,
+	.cpu_ns = scan_cpu_ns,
+	.stats = scan_stats,
+	.close = scan_close,
+};

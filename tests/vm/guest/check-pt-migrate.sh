@@ -1,0 +1,118 @@
+#!/bin/sh
+# tests/vm/guest/check-pt-migrate.sh [SECONDS] - page-table migration (TIERMM_IOC_PT_MIGRATE)
+# in a guest with two nodes or more (presets numa2, tiered, numa4).
+#
+# 1. pt_migrate_test --seconds SECONDS (default 60): locality, THP deposits, errors and a
+#    SECONDS-long stress run (tests/kmod/pt_migrate_test.c). Its TAP lines are shown as
+#    diagnostics; one check here stands for its result.
+# 2. Linux's own mm selftests (built by tests/kmod/build-mm-selftests.sh into the guest's
+#    /usr/bin as mmst-*), each run twice: alone, then while `pt_migrate_test --loop` moves
+#    the page tables of every user process between node 0, node 1 and AUTO every 20 ms.
+#    The two runs must give the same result (exit status and the set of passed, failed and
+#    skipped cases); the loop must have moved tables and seen no error. Without the
+#    selftests this part is skipped.
+# Subset and flags, chosen to finish in a few minutes under TCG: migration (its six cases
+# run 20 s each, the hugetlb ones skip without reserved huge pages), mremap_test (4 MiB
+# validation threshold, the default), mkdirty, cow, khugepaged (anon), transhuge-stress
+# (-d 10), split_huge_page_test, uffd-unit-tests, soft-dirty.
+# shellcheck source=tap.sh
+. /tests/tap.sh
+
+secs=${1:-60}
+
+[ -c /dev/tiermm ] || bail_out "/dev/tiermm is missing: tiermm.ko is not loaded"
+[ -d /sys/devices/system/node/node1 ] || bail_out "needs two NUMA nodes"
+command -v pt_migrate_test >/dev/null || bail_out "pt_migrate_test is not in the guest"
+
+# ---- 1. the module's own test -------------------------------------------------------
+out=/tmp/pt_migrate_test.out
+start=$(date +%s)
+pt_migrate_test --seconds "$secs" >"$out" 2>&1
+rc=$?
+sed 's/^/  /' "$out" | while IFS= read -r line; do diag "$line"; done
+passed=$(grep -c '^ok ' "$out")
+failed=$(grep -c '^not ok ' "$out")
+if [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
+	ok "pt_migrate_test: $passed checks passed in $(($(date +%s) - start)) s"
+else
+	not_ok "pt_migrate_test: exit $rc, $failed of $((passed + failed)) checks failed"
+fi
+
+# ---- 2. mm selftests with and without migration ---------------------------------------
+if ! command -v mmst-migration >/dev/null; then
+	ok "mm selftests # SKIP not built (tests/kmod/build-mm-selftests.sh)"
+	tap_done
+fi
+mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs none /sys/kernel/debug
+echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null
+
+# results FILE: the normalized result lines of a kselftest log: "ok NAME", "not ok NAME",
+# "skip NAME" (numbers, timings and diagnostics dropped), sorted.
+results() {
+	sed -n 's/^\(not ok\|ok\) [0-9][0-9]* \(.*\)$/\1 \2/p' "$1" |
+		sed 's/^ok \(.*\) # [Ss][Kk][Ii][Pp].*/skip \1/; s/^not ok \(.*\) # [Ss][Kk][Ii][Pp].*/skip \1/' |
+		sed 's/ ([0-9.]* *[mu]*s)$//' | sort
+}
+
+# run_selftest TAG NAME ARGS...: run /usr/bin/mmst-NAME, log to /tmp/TAG-NAME.log,
+# its exit status to /tmp/TAG-NAME.rc
+run_selftest() {
+	rs_tag=$1
+	rs_name=$2
+	shift 2
+	rs_t=$(date +%s)
+	timeout 600 "mmst-$rs_name" "$@" >"/tmp/$rs_tag-$rs_name.log" 2>&1
+	echo $? >"/tmp/$rs_tag-$rs_name.rc"
+	diag "$rs_tag $rs_name: exit $(cat "/tmp/$rs_tag-$rs_name.rc") in $(($(date +%s) - rs_t)) s"
+}
+
+run_all() {
+	(cd /tmp && run_selftest "$1" migration)
+	run_selftest "$1" mremap_test
+	run_selftest "$1" mkdirty
+	run_selftest "$1" cow
+	run_selftest "$1" khugepaged
+	run_selftest "$1" transhuge-stress -d 10
+	run_selftest "$1" split_huge_page_test
+	run_selftest "$1" uffd-unit-tests
+	run_selftest "$1" soft-dirty
+}
+
+run_all plain
+
+pt_migrate_test --loop --interval-ms 20 >/tmp/loop.out 2>&1 &
+loop=$!
+run_all migrating
+kill -TERM "$loop"
+wait "$loop"
+loop_rc=$?
+diag "$(cat /tmp/loop.out)"
+
+for t in migration mremap_test mkdirty cow khugepaged transhuge-stress split_huge_page_test \
+	uffd-unit-tests soft-dirty; do
+	a=$(cat "/tmp/plain-$t.rc")
+	b=$(cat "/tmp/migrating-$t.rc")
+	results "/tmp/plain-$t.log" >"/tmp/plain-$t.res"
+	results "/tmp/migrating-$t.log" >"/tmp/migrating-$t.res"
+	npass=$(grep -c '^ok ' "/tmp/plain-$t.res")
+	nskip=$(grep -c '^skip ' "/tmp/plain-$t.res")
+	nfail=$(grep -c '^not ok ' "/tmp/plain-$t.res")
+	if [ "$a" = "$b" ] && cmp -s "/tmp/plain-$t.res" "/tmp/migrating-$t.res"; then
+		ok "$t: same result with page-table migration (exit $a; $npass passed, $nskip skipped, $nfail failed)"
+	else
+		not_ok "$t: different result with page-table migration (exit $a alone, $b migrating)"
+		diff "/tmp/plain-$t.res" "/tmp/migrating-$t.res" | head -n 20 |
+			while IFS= read -r line; do diag "  $line"; done
+		tail -n 15 "/tmp/migrating-$t.log" | while IFS= read -r line; do diag "  | $line"; done
+	fi
+done
+
+moved=$(sed -n 's/.*moved pte \([0-9]*\) pmd \([0-9]*\) pud \([0-9]*\).*/\1 \2 \3/p' /tmp/loop.out)
+calls=$(sed -n 's/.* \([0-9]*\) calls: \([0-9]*\) ok.*/\2/p' /tmp/loop.out)
+check_eq "the migration loop saw no error" 0 "$loop_rc"
+if [ -n "$moved" ] && [ "${moved%% *}" -gt 0 ] && [ "${calls:-0}" -gt 0 ]; then
+	ok "the migration loop moved page tables ($calls calls; pte pmd pud: $moved)"
+else
+	not_ok "the migration loop moved no page table"
+fi
+tap_done
