@@ -9,5 +9,6 @@
 #include <tiermm/topo.h>
 #include <tiermm/place.h>
 #include <tiermm/pt.h>
+#include <tiermm/runtime.h>
 
 #endif /* TIERMM_H */

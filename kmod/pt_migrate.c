@@ -69,7 +69,12 @@
  * 4. The CPUs' page walkers and TLBs (paging-structure caches included),
  *    which also set the accessed and dirty bits of entries in memory.
  *
- * Per table, with the above held:
+ * The work goes by parent table: for one PMD table's PTE tables, one PUD
+ * table's PMD tables, one PUD table, mmap_lock is taken for write; the
+ * tables to move are chosen and their replacements allocated with only
+ * that held (a call with nothing to do does not stop page faults); then
+ * the VMA and rmap locks of 1-2 are taken for the span of those tables,
+ * and per table:
  *
  *   a. lock the parent entry: the PMD table's split lock for a PTE table,
  *      mm->page_table_lock for a PMD table (PUD entry) and a PUD table (P4D
@@ -87,7 +92,8 @@
  *   f. merge the accessed/dirty bits the hardware set in the old table
  *      between (c) and (e) into the new table with an atomic OR;
  *   g. unlock; free the old table after synchronize_rcu() (its page type
- *      cleared and NR_PAGETABLE decremented as pagetable_*_dtor() does).
+ *      cleared and NR_PAGETABLE decremented as pagetable_*_dtor() does),
+ *      at the end of the call or, outside mmap_lock, once 4096 wait.
  *
  * Why no accessed or dirty bit is lost: from (c) to (g) no software can
  * change either table (every software writer of these entries needs the
@@ -105,7 +111,7 @@
  * MMU notifiers: the mappings do not change, so secondary MMUs that
  * mirror them (KVM, HMM, ODP) need no invalidation; but an IOMMU sharing
  * the process's page tables (SVA) caches paging structures and would keep
- * walking a freed table. 6.12 exports neither
+ * walking a freed table. Linux 6.12 exports neither
  * __mmu_notifier_invalidate_range_start() nor the secondary-TLB
  * invalidation, so a process with MMU notifiers is refused (-EOPNOTSUPP).
  * Xen PV guests (page tables written by hypercalls) are refused too.
@@ -203,6 +209,8 @@ static_assert(sizeof(pte_t) == sizeof(u64) && sizeof(pmd_t) == sizeof(u64) &&
 #endif
 /* Rounds of trylock-all before a span is given up as BUSY. */
 #define PTM_LOCK_TRIES		16
+/* Replaced tables kept before a grace period frees them (16 MiB). */
+#define PTM_FREE_BATCH		4096
 
 /* A table chosen for moving, and its replacement. */
 struct ptm_item {
@@ -527,6 +535,8 @@ static bool ptm_rmap_lock(struct ptm_ctx *ctx)
 	struct rw_semaphore *busy;
 	unsigned int i, tries;
 
+	if (ctx->rmap_too_many)
+		return false;
 	for (tries = 0; tries < PTM_LOCK_TRIES; tries++) {
 		for (i = 0; i < ctx->nr_rmap; i++)
 			if (!down_write_trylock(ctx->rmap[i]))
@@ -901,10 +911,10 @@ static int ptm_lock_span(struct ptm_ctx *ctx, unsigned long start,
 	return ret == -EBUSY ? 0 : ret;
 }
 
-/* Items (and deposits) of a span whose rmap locks we cannot take. */
-static void ptm_all_busy(struct ptm_ctx *ctx, unsigned int deposits)
+/* The items of a span whose rmap locks we cannot take. */
+static void ptm_all_busy(struct ptm_ctx *ctx)
 {
-	ctx->skipped[TIERMM_SKIP_BUSY] += ctx->nr_items + deposits;
+	ctx->skipped[TIERMM_SKIP_BUSY] += ctx->nr_items;
 }
 
 #if defined(CONFIG_TRANSPARENT_HUGEPAGE) && defined(CONFIG_SPLIT_PMD_PTLOCKS)
@@ -912,7 +922,8 @@ static void ptm_all_busy(struct ptm_ctx *ctx, unsigned int deposits)
  * The PTE tables deposited under the huge PMDs of PMD table pmdt (x86:
  * one FIFO ring per PMD table, linked through page->lru, its head in
  * pmd_huge_pte; see pgtable_trans_huge_deposit()). Count those to move
- * and allocate their replacements. Called with the mmap lock only.
+ * and allocate their replacements; returns how many tables the ring holds
+ * if some are to move, else 0 (and they are counted as skipped).
  */
 static unsigned int ptm_deposit_plan(struct ptm_ctx *ctx, pmd_t *pmdt,
 				     unsigned long base)
@@ -950,6 +961,11 @@ static unsigned int ptm_deposit_plan(struct ptm_ctx *ctx, pmd_t *pmdt,
 			break;
 	}
 	spin_unlock(ptl);
+	if (!n) {
+		ctx->skipped[nid == NUMA_NO_NODE ? TIERMM_SKIP_NO_DATA :
+			     TIERMM_SKIP_ALREADY] += total;
+		return 0;
+	}
 
 	for (i = 0; i < n; i++) {
 		ctx->dep[i] = ptm_alloc(ctx, nid);
@@ -1080,10 +1096,10 @@ static int ptm_pte_chunk(struct ptm_ctx *ctx, unsigned long addr,
 	pmdt = pmd_offset(pud, 0);
 	end = ALIGN(end, PMD_SIZE);
 
-	ret = ptm_lock_span(ctx, start, end);
-	if (ret)
-		return ret;
-
+	/*
+	 * Choose without the VMA locks, so that a call with nothing to do
+	 * does not stop page faults: what changes meanwhile is rechecked.
+	 */
 	ctx->nr_items = 0;
 	for (a = start; a < end; a += PMD_SIZE) {
 		pmd = pmdp_get_lockless(pmd_offset(pud, a));
@@ -1115,17 +1131,25 @@ static int ptm_pte_chunk(struct ptm_ctx *ctx, unsigned long addr,
 	}
 
 	deposits = ptm_deposit_plan(ctx, pmdt, addr & PUD_MASK);
+	if (!ctx->nr_items && !deposits)
+		return 0;
 	ret = ptm_alloc_items(ctx, ctx->nr_dep);
 	if (ret)
 		goto out;
-	if (ctx->rmap_too_many || !ptm_rmap_lock(ctx)) {
-		ptm_all_busy(ctx, deposits);
-		goto out;
+	if (ctx->nr_items) {
+		ret = ptm_lock_span(ctx, start, end);
+		if (ret)
+			goto out;
+		if (ptm_rmap_lock(ctx)) {
+			ptm_replace_items(ctx, TIERMM_PT_PTE, pmdt, PMD_SHIFT);
+			ptm_rmap_unlock(ctx);
+		} else {
+			ptm_all_busy(ctx);
+		}
 	}
-	ptm_replace_items(ctx, TIERMM_PT_PTE, pmdt, PMD_SHIFT);
+	/* Deposits need only the PMD table's lock. */
 	if (deposits)
 		ptm_deposit_move(ctx, pmdt);
-	ptm_rmap_unlock(ctx);
 out:
 	ptm_free_items(ctx);
 	return ret;
@@ -1146,10 +1170,6 @@ static int ptm_pmd_chunk(struct ptm_ctx *ctx, unsigned long addr,
 		return 0;
 	pudt = pud_offset(p4d, 0);
 	end = ALIGN(end, PUD_SIZE);
-
-	ret = ptm_lock_span(ctx, start, end);
-	if (ret)
-		return ret;
 
 	ctx->nr_items = 0;
 	for (a = start; a < end; a += PUD_SIZE) {
@@ -1184,15 +1204,19 @@ static int ptm_pmd_chunk(struct ptm_ctx *ctx, unsigned long addr,
 		ptm_add_item(ctx, a, native_pud_val(pud), nid);
 	}
 
+	if (!ctx->nr_items)
+		return 0;
 	ret = ptm_alloc_items(ctx, 0);
+	if (!ret)
+		ret = ptm_lock_span(ctx, start, end);
 	if (ret)
 		goto out;
-	if (ctx->rmap_too_many || !ptm_rmap_lock(ctx)) {
-		ptm_all_busy(ctx, 0);
-		goto out;
+	if (ptm_rmap_lock(ctx)) {
+		ptm_replace_items(ctx, TIERMM_PT_PMD, pudt, PUD_SHIFT);
+		ptm_rmap_unlock(ctx);
+	} else {
+		ptm_all_busy(ctx);
 	}
-	ptm_replace_items(ctx, TIERMM_PT_PMD, pudt, PUD_SHIFT);
-	ptm_rmap_unlock(ctx);
 out:
 	ptm_free_items(ctx);
 	return ret;
@@ -1215,9 +1239,6 @@ static int ptm_pud_chunk(struct ptm_ctx *ctx, unsigned long addr,
 		ptm_skip(ctx, TIERMM_SKIP_HUGE);
 		return 0;
 	}
-	ret = ptm_lock_span(ctx, start, end);
-	if (ret)
-		return ret;
 
 	ctx->nr_items = 0;
 	pt = virt_to_page(p4d_pgtable(*p4d));
@@ -1237,10 +1258,12 @@ static int ptm_pud_chunk(struct ptm_ctx *ctx, unsigned long addr,
 	ptm_add_item(ctx, addr, native_p4d_val(READ_ONCE(*p4d)), nid);
 
 	ret = ptm_alloc_items(ctx, 0);
-	if (ret)
+	if (!ret && ctx->nr_items)
+		ret = ptm_lock_span(ctx, start, end);
+	if (ret || !ctx->nr_items)
 		goto out;
-	if (ctx->rmap_too_many || !ptm_rmap_lock(ctx)) {
-		ptm_all_busy(ctx, 0);
+	if (!ptm_rmap_lock(ctx)) {
+		ptm_all_busy(ctx);
 		goto out;
 	}
 	/* The item's slot is p4d itself (ptm_replace_items() wants a table). */
@@ -1294,6 +1317,9 @@ static int ptm_level(struct ptm_ctx *ctx, int level, unsigned long start,
 		mmap_write_unlock(mm);
 		if (ret)
 			return ret;
+		/* Do not hold on to a second copy of a big process's tables. */
+		if (ctx->nr_old >= PTM_FREE_BATCH)
+			ptm_free_old(ctx);
 		if (fatal_signal_pending(current))
 			return -EINTR;
 		addr = next;

@@ -132,6 +132,11 @@ int tiermm__range_check(const void *addr, size_t len, const char *what,
  */
 int tiermm__range_mapped(pid_t pid, uint64_t start, uint64_t end);
 /*
+ * Free memory of node (the kernel's number) that allocations can take
+ * without going below its low watermarks, bytes (0 if unknown).
+ */
+int64_t tiermm__node_usable_free(int node);
+/*
  * Tests only: walk ranges without PAGEMAP_SCAN, as on kernels before 6.7
  * (every base page is an entry). Not thread-safe; set before moving.
  */

@@ -60,7 +60,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "hints.h"
+#include "tiering.h"	/* the engine's mover; includes hints.h */
 
 /* The kernel's mempolicy ABI (linux/mempolicy.h; not included for its enum). */
 #define P_MPOL_BIND 2
@@ -94,6 +94,7 @@ struct p_pm_scan_arg {
 };
 
 #define P_PAGEMAP_SCAN _IOWR('f', 16, struct p_pm_scan_arg)
+#define P_PAGE_IS_PRESENT (1u << 3)
 #define P_PAGE_IS_PFNZERO (1u << 5)
 #define P_PAGE_IS_HUGE (1u << 6)
 
@@ -333,19 +334,12 @@ static int mems_allowed(pid_t pid, uint64_t *bits)
 	return 0;
 }
 
-/*
- * Free memory of a node that allocations can take without going below the
- * kernel's low watermarks: MemFree of nodeN/meminfo minus the "low" pages of
- * the node's zones in /proc/zoneinfo. A snapshot, in bytes (>= 0).
- */
-static int64_t node_usable_free(int node)
+/* MemFree of a node, bytes (0 if unknown). */
+static uint64_t node_mem_free(int node)
 {
 	struct tiermm__fs fs = { .root = "" };
-	char path[96], buf[4096], *p, *line = NULL;
-	unsigned long long kb = 0, low = 0;
-	size_t cap = 0;
-	int cur = -1;
-	FILE *f;
+	char path[96], buf[4096], *p;
+	unsigned long long kb = 0;
 
 	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
 	if (tiermm__fs_read(&fs, path, buf, sizeof(buf)) < 0)
@@ -353,28 +347,57 @@ static int64_t node_usable_free(int node)
 	p = strstr(buf, "MemFree:");
 	if (!p || sscanf(p, "MemFree: %llu", &kb) != 1)
 		return 0;
-	f = fopen("/proc/zoneinfo", "re");
-	if (f) {
-		while (getline(&line, &cap, f) > 0) {
-			int nd;
-			char word[32];
-			unsigned long long v;
+	return (uint64_t)kb * 1024;
+}
 
-			if (sscanf(line, "Node %d, zone", &nd) == 1) {
-				cur = nd;
-				continue;
-			}
-			if (cur != node)
-				continue;
-			if (sscanf(line, " %31s %llu", word, &v) == 2 && !strcmp(word, "low"))
-				low += v;
-		}
-		free(line);
-		fclose(f);
-	}
-	if (kb * 1024 <= low * page_size())
+/* The "low" watermarks of a node's zones in /proc/zoneinfo, bytes. */
+static uint64_t node_low_wmark(int node)
+{
+	char *line = NULL;
+	unsigned long long low = 0;
+	size_t cap = 0;
+	int cur = -1;
+	FILE *f = fopen("/proc/zoneinfo", "re");
+
+	if (!f)
 		return 0;
-	return (int64_t)(kb * 1024 - low * page_size());
+	while (getline(&line, &cap, f) > 0) {
+		int nd;
+		char word[32];
+		unsigned long long v;
+
+		if (sscanf(line, "Node %d, zone", &nd) == 1) {
+			cur = nd;
+			continue;
+		}
+		if (cur != node)
+			continue;
+		if (sscanf(line, " %31s %llu", word, &v) == 2 && !strcmp(word, "low"))
+			low += v;
+	}
+	free(line);
+	fclose(f);
+	return (uint64_t)low * page_size();
+}
+
+/*
+ * Free memory of a node that allocations can take without going below the
+ * kernel's low watermarks: MemFree of nodeN/meminfo minus the "low" pages of
+ * the node's zones in /proc/zoneinfo. A snapshot, in bytes (>= 0).
+ */
+static int64_t node_usable_free(int node)
+{
+	uint64_t kb = node_mem_free(node), low;
+
+	if (!kb)
+		return 0;
+	low = node_low_wmark(node);
+	return kb <= low ? 0 : (int64_t)(kb - low);
+}
+
+int64_t tiermm__node_usable_free(int node)
+{
+	return node_usable_free(node);
 }
 
 /* ------------------------------------------------------------- the walk */
@@ -395,6 +418,8 @@ struct cursor {
 	uint64_t next, end;
 	int fd;			/* pagemap fd for PAGEMAP_SCAN, -1: none */
 	bool scan_ok;		/* PAGEMAP_SCAN answered at least once */
+	bool present_only;	/* regions are the present pages: skip the rest */
+	uint64_t gap;		/* base pages skipped as not present */
 	uint64_t walked;	/* regions are known below this address */
 	struct p_page_region reg[SCAN_REGIONS];
 	int nreg, ri;
@@ -407,11 +432,13 @@ void tiermm__place_use_pagemap_scan(bool on)
 	use_pagemap_scan = on;
 }
 
-static void cursor_init(struct cursor *c, pid_t pid, uint64_t start, uint64_t end)
+static void cursor_init(struct cursor *c, pid_t pid, uint64_t start, uint64_t end,
+			bool present_only)
 {
 	char path[64];
 
 	memset(c, 0, sizeof(*c));
+	c->present_only = present_only;
 	c->pid = pid;
 	c->next = start;
 	c->end = end;
@@ -433,11 +460,15 @@ static void cursor_fini(struct cursor *c)
 static void cursor_rewind(struct cursor *c, uint64_t start)
 {
 	c->next = start;
+	c->gap = 0;
 	c->nreg = c->ri = 0;
 	c->walked = c->fd < 0 ? c->end : start;
 }
 
-/* Learn the huge and zero-page regions from addr on. */
+/*
+ * Learn the huge and zero-page regions from addr on; in present_only mode,
+ * the regions of present pages (with their huge and zero-page bits).
+ */
 static void cursor_scan(struct cursor *c, uint64_t addr)
 {
 	struct p_pm_scan_arg a = {
@@ -449,6 +480,12 @@ static void cursor_scan(struct cursor *c, uint64_t addr)
 		.category_anyof_mask = P_PAGE_IS_HUGE | P_PAGE_IS_PFNZERO,
 		.return_mask = P_PAGE_IS_HUGE | P_PAGE_IS_PFNZERO,
 	};
+
+	if (c->present_only) {
+		a.category_anyof_mask = 0;
+		a.category_mask = P_PAGE_IS_PRESENT;
+		a.return_mask = P_PAGE_IS_PRESENT | P_PAGE_IS_HUGE | P_PAGE_IS_PFNZERO;
+	}
 	int saved = errno;
 	long n = ioctl(c->fd, P_PAGEMAP_SCAN, &a);
 
@@ -474,12 +511,25 @@ static bool cursor_next(struct cursor *c, struct ent *e)
 {
 	uint64_t a = c->next, ps = page_size();
 
-	if (a >= c->end)
-		return false;
-	if (a >= c->walked && c->fd >= 0)
-		cursor_scan(c, a);
-	while (c->ri < c->nreg && c->reg[c->ri].end <= a)
-		c->ri++;
+	for (;;) {
+		uint64_t skip_to;
+
+		if (a >= c->end)
+			return false;
+		if (a >= c->walked && c->fd >= 0)
+			cursor_scan(c, a);
+		while (c->ri < c->nreg && c->reg[c->ri].end <= a)
+			c->ri++;
+		if (!c->present_only || c->fd < 0 ||
+		    (c->ri < c->nreg && c->reg[c->ri].start <= a))
+			break;
+		/* Not present: jump to the next present region, or rescan. */
+		skip_to = c->ri < c->nreg ? c->reg[c->ri].start : c->walked;
+		if (skip_to > c->end)
+			skip_to = c->end;
+		c->gap += (skip_to - a) / ps;
+		a = c->next = skip_to;
+	}
 	memset(e, 0, sizeof(*e));
 	e->addr = a;
 	e->npages = 1;
@@ -676,6 +726,8 @@ struct mover {
 	int *nodes, *status, *slot;
 	uint64_t slept_ns;
 	struct tiermm_move_result r;
+	/* The engine's mover (tiermm__mover_run()); NULL for tiermm_move(). */
+	struct tiermm__move_ctl *ctl;
 };
 
 static bool retryable(int err)
@@ -773,6 +825,9 @@ static void classify(struct mover *m, int n)
 			if (pre_on && !bit_test(t->is_target, e->pre)) {
 				r->moved += e->npages;
 				r->huge += e->huge;
+				if (m->ctl && m->ctl->from_nodes &&
+				    bit_test(m->ctl->from_nodes, e->pre))
+					m->ctl->moved_from += e->npages;
 			} else
 				r->already_there += e->npages;
 		} else if (fin_on) {
@@ -793,13 +848,31 @@ static void classify(struct mover *m, int n)
 	}
 }
 
-static int fill_window(struct mover *m)
+/*
+ * The next window: up to WINDOW entries covering at most cap bytes (an
+ * entry that would go beyond cap is left for the next window).
+ */
+static int fill_window_cap(struct mover *m, uint64_t cap)
 {
+	uint64_t bytes = 0, ps = page_size();
 	int n = 0;
 
-	while (n < WINDOW && cursor_next(&m->cur, &m->e[n]))
+	while (n < WINDOW && cursor_next(&m->cur, &m->e[n])) {
+		uint64_t b = (uint64_t)m->e[n].npages * ps;
+
+		if (b > cap - bytes) {
+			m->cur.next = m->e[n].addr;	/* not taken */
+			break;
+		}
+		bytes += b;
 		n++;
+	}
 	return n;
+}
+
+static int fill_window(struct mover *m)
+{
+	return fill_window_cap(m, UINT64_MAX);
 }
 
 /* Give each entry of the window that must move a target. */
@@ -990,7 +1063,7 @@ static int do_move(pid_t pid, uint64_t start, uint64_t end, unsigned int flags,
 	/* Free memory matters to strict moves and to choosing among nodes. */
 	for (int i = 0; i < t->n; i++)
 		t->budget[i] = m.strict || t->n > 1 ? node_usable_free(t->node[i]) : INT64_MAX;
-	cursor_init(&m.cur, pid, start, end);
+	cursor_init(&m.cur, pid, start, end, false);
 	if (m.strict) {
 		int64_t *budget = malloc(sizeof(*budget) * (size_t)t->n);
 
@@ -1201,6 +1274,166 @@ int tiermm_move_tier(const struct tiermm_topo *topo, pid_t pid,
 	return ret;
 }
 
+/* ------------------------------------------------------------- the engine's mover */
+
+/*
+ * The tiering engine's primitive (tiering.h): the same windows, retries and
+ * verification as tiermm_move_tier(), with the targets prepared once, only
+ * present pages walked, and the caller pacing every window.
+ */
+struct tiermm__mover {
+	struct targets t;
+	struct mover m;
+	uint64_t *low;		/* the target nodes' low watermarks, bytes */
+	int64_t free_sum;	/* their usable free memory at the last refresh */
+};
+
+void tiermm__mover_free(struct tiermm__mover *mv)
+{
+	if (!mv)
+		return;
+	targets_free(&mv->t);
+	free(mv->low);
+	free(mv->m.e);
+	free(mv->m.pages);
+	free(mv->m.nodes);
+	free(mv->m.status);
+	free(mv->m.slot);
+	free(mv);
+}
+
+int tiermm__mover_new(const struct tiermm_topo *topo, pid_t pid, int tier,
+		      struct tiermm__mover **out)
+{
+	struct tiermm__mover *mv;
+	int ret;
+
+	*out = NULL;
+	if (pid < 0)
+		return tiermm__fail(EINVAL, "mover: pid %d is negative", (int)pid);
+	/* The kernel's verdict on pid: exists, has memory, ours to move. */
+	ret = probe_process(pid, 0);
+	if (ret)
+		return ret;
+	mv = calloc(1, sizeof(*mv));
+	if (!mv)
+		return tiermm__fail(ENOMEM, "out of memory");
+	ret = tier_targets(topo, tier, pid, &mv->t, "tiering engine");
+	if (ret) {
+		free(mv);
+		return ret;
+	}
+	mv->m.pid = pid;
+	mv->m.mflags = P_MPOL_MF_MOVE;
+	mv->m.t = &mv->t;
+	mv->m.cur.fd = -1;
+	mv->m.e = calloc(WINDOW, sizeof(*mv->m.e));
+	mv->m.pages = calloc(WINDOW, sizeof(*mv->m.pages));
+	mv->m.nodes = calloc(WINDOW, sizeof(*mv->m.nodes));
+	mv->m.status = calloc(WINDOW, sizeof(*mv->m.status));
+	mv->m.slot = calloc(WINDOW, sizeof(*mv->m.slot));
+	mv->low = calloc((size_t)mv->t.n, sizeof(*mv->low));
+	if (!mv->m.e || !mv->m.pages || !mv->m.nodes || !mv->m.status || !mv->m.slot ||
+	    !mv->low) {
+		tiermm__mover_free(mv);
+		return tiermm__fail(ENOMEM, "out of memory");
+	}
+	/* Watermarks change only with min_free_kbytes or memory hot-plug. */
+	for (int i = 0; i < mv->t.n; i++)
+		mv->low[i] = node_low_wmark(mv->t.node[i]);
+	tiermm__mover_refresh(mv);
+	*out = mv;
+	return 0;
+}
+
+void tiermm__mover_refresh(struct tiermm__mover *mv)
+{
+	struct targets *t = &mv->t;
+
+	mv->free_sum = 0;
+	for (int i = 0; i < t->n; i++) {
+		uint64_t f = node_mem_free(t->node[i]);
+		int64_t usable = f > mv->low[i] ? (int64_t)(f - mv->low[i]) : 0;
+
+		mv->free_sum += usable;
+		t->budget[i] = t->n > 1 ? usable : INT64_MAX;
+		t->full[i] = false;
+	}
+}
+
+uint64_t tiermm__mover_free_bytes(const struct tiermm__mover *mv)
+{
+	return (uint64_t)mv->free_sum;
+}
+
+const int *tiermm__mover_nodes(const struct tiermm__mover *mv, int *n)
+{
+	*n = mv->t.n;
+	return mv->t.node;
+}
+
+int tiermm__mover_run(struct tiermm__mover *mv, uint64_t start, uint64_t end,
+		      struct tiermm__move_ctl *ctl, struct tiermm_move_result *result)
+{
+	struct mover *m = &mv->m;
+	uint64_t t0 = now_ns(), counted, ps = page_size();
+	int ret = 0, n, saved = errno;
+
+	start &= ~(ps - 1);
+	end = (end + ps - 1) & ~(ps - 1);
+	memset(&m->r, 0, sizeof(m->r));
+	m->r.sz = sizeof(m->r);
+	m->slept_ns = 0;
+	m->ctl = ctl;
+	if (ctl) {
+		ctl->moved_from = 0;
+		ctl->stopped = false;
+		ctl->resume = start;
+	}
+	m->r.pages = end > start ? (end - start) / ps : 0;
+	if (end <= start)
+		goto done;
+	cursor_init(&m->cur, m->pid, start, end, !ctl || !ctl->all_pages);
+	for (;;) {
+		uint64_t cap = UINT64_MAX;
+
+		if (ctl && ctl->window) {
+			m->r.not_present += m->cur.gap;
+			m->cur.gap = 0;
+			cap = ctl->window(ctl->ctx, &m->r);
+			if (!cap) {
+				ctl->stopped = true;
+				break;
+			}
+		}
+		n = fill_window_cap(m, cap);
+		if (n <= 0) {
+			if (m->cur.next < m->cur.end && ctl) {
+				/* The next entry is larger than the cap. */
+				ctl->stopped = true;
+			}
+			break;
+		}
+		ret = run_window(m, n);
+		if (ret)
+			break;
+	}
+	m->r.not_present += m->cur.gap;
+	m->cur.gap = 0;
+	if (ctl)
+		ctl->resume = m->cur.next < end ? m->cur.next : end;
+	cursor_fini(&m->cur);
+done:
+	counted = m->r.moved + m->r.already_there + m->r.not_present + m->r.failed;
+	m->r.skipped = m->r.pages > counted ? m->r.pages - counted : 0;
+	m->r.elapsed_ns = now_ns() - t0;
+	m->ctl = NULL;
+	if (result)
+		copy_result(result, &m->r);
+	errno = ret ? -ret : saved;
+	return ret;
+}
+
 /* ------------------------------------------------------------- residency */
 
 /* Walk the range; count[node] += pages, *absent += pages without a node. */
@@ -1236,7 +1469,7 @@ static int residency_walk(pid_t pid, const void *addr, size_t len,
 		goto out;
 	}
 	*absent = 0;
-	cursor_init(&c, pid, start, end);
+	cursor_init(&c, pid, start, end, false);
 	for (;;) {
 		for (n = 0; n < WINDOW && cursor_next(&c, &e[n]); n++)
 			;

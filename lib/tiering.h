@@ -466,4 +466,64 @@ int tiermm__rtree_set_hot(struct tiermm__rtree *t,
 int tiermm__rtree_plan(struct tiermm__rtree *t, uint64_t budget,
 		       double hysteresis, uint64_t *hot_bytes);
 
+/* ---- Migration primitive (place.c) ---- */
+
+/*
+ * The engine's mover: tiermm_move_tier()'s windows of up to 512 entries (a
+ * PMD-mapped huge page is one entry, given by its head address), status
+ * checks before and after, retries of busy pages with back-off, nearest
+ * target node with room, with the targets prepared once (the nodes of one
+ * tier that have memory and are in the process's cpuset) and each window
+ * paced by the caller. Only present pages are walked (PAGEMAP_SCAN, Linux
+ * 6.7; every base page on older kernels), so sparse ranges cost what they
+ * hold; pages skipped count as not_present. No check that the range is
+ * mapped: pages unmapped meanwhile fail with EFAULT, holes are skipped.
+ */
+struct tiermm__mover;
+
+struct tiermm_move_result;
+struct tiermm_topo;
+
+struct tiermm__move_ctl {
+	/*
+	 * Called before each window with the counts so far: the most bytes
+	 * the next window may cover (an entry larger than what is left ends
+	 * the walk), or 0 to stop. NULL: no limit.
+	 */
+	uint64_t (*window)(void *ctx, const struct tiermm_move_result *sofar);
+	void *ctx;
+	bool all_pages;		/* walk every page, present or not */
+	/*
+	 * Bitmap of TIERMM__MAX_NODES nodes (or NULL): moved_from counts the
+	 * pages moved away from them.
+	 */
+	const uint64_t *from_nodes;
+	uint64_t moved_from;	/* out */
+	uint64_t resume;	/* out: where the walk stopped (end: done) */
+	bool stopped;		/* out: window() or the cap ended it early */
+};
+
+/* Targets of tier tier of topo for pid (0: self). 0 or -errno, as
+ * tiermm_move_tier() (-ENOENT, -ENODEV, -EACCES, -ESRCH). */
+int tiermm__mover_new(const struct tiermm_topo *topo, pid_t pid, int tier,
+		      struct tiermm__mover **m);
+/*
+ * Re-read the target nodes' free memory (once an epoch; their low
+ * watermarks are read once, by tiermm__mover_new()).
+ */
+void tiermm__mover_refresh(struct tiermm__mover *m);
+/* Their usable free memory (above the low watermarks) at the last refresh. */
+uint64_t tiermm__mover_free_bytes(const struct tiermm__mover *m);
+/* The target nodes (the kernel's numbers). */
+const int *tiermm__mover_nodes(const struct tiermm__mover *m, int *n);
+/*
+ * Move the present pages of [start, end) to the tier. result (sz set by
+ * the mover) as tiermm_move_tier()'s. 0, or -errno for the whole operation
+ * (-ESRCH: the process exited).
+ */
+int tiermm__mover_run(struct tiermm__mover *m, uint64_t start, uint64_t end,
+		      struct tiermm__move_ctl *ctl,
+		      struct tiermm_move_result *result);
+void tiermm__mover_free(struct tiermm__mover *m);
+
 #endif /* TIERMM_TIERING_H */

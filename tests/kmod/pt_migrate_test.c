@@ -26,12 +26,14 @@
  *  stress - a child with writer threads (anonymous, THP and shared-memory
  *	slices, each verifying its pattern), and threads that mmap, mprotect,
  *	mremap, munmap, split THPs, fork (the child verifies data), vmsplice
- *	(GUP-fast) in a loop, while this process migrates its page tables
- *	between nodes A and B and AUTO, moves its data pages between nodes,
- *	and reads PT_STAT. khugepaged is sped up and NUMA balancing is on.
- *	Afterwards the child's data must be intact and nr_page_table_pages
- *	(/proc/vmstat, folded with vm.stat_refresh) exactly back at its value
- *	before the child was started.
+ *	(GUP-fast), and re-dirty MADV_FREE pages (a lost dirty bit lets reclaim
+ *	discard written data) in a loop, while this process migrates its page
+ *	tables between nodes A and B and AUTO, and another thread moves its
+ *	data pages between the nodes (migration entries) and reclaims its
+ *	memory cgroup; PT_STAT is read too. khugepaged is sped up and NUMA
+ *	balancing is on. Afterwards the child's data must be intact and
+ *	nr_page_table_pages (/proc/vmstat, folded with vm.stat_refresh)
+ *	exactly back at its value before the child was started.
  *  thp - THPs migrated with their deposited page tables, then split
  *	(MADV_DONTNEED, mprotect): the PTE tables that appear come from the
  *	deposits and are on the target node; data intact.
@@ -65,6 +67,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -582,12 +586,34 @@ static void pin_to_node(pid_t pid, int node)
 
 #define LOC_SEED	0x10c
 
+/* The locality child's reader thread: checks the region over and over. */
+static char *loc_region;
+static atomic_ulong loc_passes;
+static atomic_bool loc_bad;
+static atomic_int loc_reader_tid;
+
+static void *loc_reader(void *arg)
+{
+	(void)arg;
+	atomic_store(&loc_reader_tid, (int)syscall(SYS_gettid));
+	for (;;) {
+		if (verify(loc_region, LOC_LEN, LOC_SEED) >= 0)
+			atomic_store(&loc_bad, true);
+		atomic_fetch_add(&loc_passes, 1);
+	}
+	return NULL;
+}
+
 /*
- * Commands: 'm' move the data to node_b and run there; 'v' verify;
- * 'q' (or EOF) exit. The region's address is sent first.
+ * Commands: 'm' move the data to node_b and run there; 'v' verify: the
+ * region holds its pattern and the reader thread, which keeps reading it
+ * meanwhile, has made progress since the last 'v' and never saw it
+ * differ; 'q' (or EOF) exit. The region's address is sent first.
  */
 static void locality_child(int cmd, int ans)
 {
+	unsigned long seen = 0, passes;
+	pthread_t reader;
 	char c, r, *p;
 
 	pin_to_node(0, node_a);
@@ -596,6 +622,9 @@ static void locality_child(int cmd, int ans)
 		_exit(3);
 	madvise(p, LOC_LEN, MADV_NOHUGEPAGE);	/* 4 KiB pages: PTE tables */
 	fill(p, LOC_LEN, LOC_SEED);
+	loc_region = p;
+	if (pthread_create(&reader, NULL, loc_reader, NULL))
+		_exit(3);
 	if (write(ans, &p, sizeof(p)) != sizeof(p))
 		_exit(3);
 	while (read(cmd, &c, 1) == 1 && c != 'q') {
@@ -604,13 +633,21 @@ static void locality_child(int cmd, int ans)
 			if (move_range(0, p, LOC_LEN, node_b) != LOC_LEN / PAGE)
 				r = 'n';
 			pin_to_node(0, node_b);
+			while (!atomic_load(&loc_reader_tid))
+				sched_yield();
+			pin_to_node(atomic_load(&loc_reader_tid), node_b);
 		} else if (c == 'v') {
-			r = verify(p, LOC_LEN, LOC_SEED) < 0 ? 'y' : 'n';
+			while ((passes = atomic_load(&loc_passes)) == seen)
+				sched_yield();
+			seen = passes;
+			if (verify(p, LOC_LEN, LOC_SEED) >= 0 ||
+			    atomic_load(&loc_bad))
+				r = 'n';
 		}
 		if (write(ans, &r, 1) != 1)
 			_exit(3);
 	}
-	_exit(verify(p, LOC_LEN, LOC_SEED) < 0 ? 0 : 1);
+	_exit(verify(p, LOC_LEN, LOC_SEED) < 0 && !atomic_load(&loc_bad) ? 0 : 1);
 }
 
 static void test_locality(void)
@@ -681,8 +718,11 @@ static void test_locality(void)
 		check(!err && tables_on(&st, node_b, TIERMM_PT_PTE) == LOC_TABLES,
 		      "locality: the region's PTE tables are on node %d",
 		      node_b);
-		check(!err && tables_on(&st, node_b, TIERMM_PT_PMD) == 1,
-		      "locality: and so is its PMD table");
+		check(!err && tables_all(&st, TIERMM_PT_PMD) &&
+		      tables_on(&st, node_b, TIERMM_PT_PMD) ==
+		      tables_all(&st, TIERMM_PT_PMD),
+		      "locality: and so are its PMD tables (%" PRIu64 ")",
+		      tables_all(&st, TIERMM_PT_PMD));
 	}
 
 	/* Again: nothing to do. */
@@ -706,10 +746,14 @@ static void test_locality(void)
 		}
 		if (have_stat) {
 			err = do_stat(&st, c.pid, start, LOC_LEN);
+			/* (a region may cross a 1 GiB boundary) */
 			if (!check(!err &&
 				   tables_on(&st, n, TIERMM_PT_PTE) == LOC_TABLES &&
-				   tables_on(&st, n, TIERMM_PT_PMD) == 1 &&
-				   tables_on(&st, n, TIERMM_PT_PUD) == 1,
+				   tables_on(&st, n, TIERMM_PT_PMD) ==
+				   tables_all(&st, TIERMM_PT_PMD) &&
+				   tables_on(&st, n, TIERMM_PT_PUD) ==
+				   tables_all(&st, TIERMM_PT_PUD) &&
+				   tables_all(&st, TIERMM_PT_PUD) >= 1,
 				   "locality: PT_STAT: the region's tables are on node %d",
 				   n))
 				stat_diag("region", &st);
@@ -738,7 +782,7 @@ out:
 /* Shared by the stress child's threads. */
 static atomic_bool st_stop;
 static atomic_int st_errors;
-static atomic_ulong st_rounds[8];
+static atomic_ulong st_rounds[8];	/* per thread kind */
 static char *st_slice[ST_WRITERS];
 static char *st_fork;		/* fixed pattern, never written after setup */
 static int st_memfd = -1;
@@ -862,6 +906,54 @@ static void *st_thp(void *arg)
 	return NULL;
 }
 
+/*
+ * Dirty bits: pages freed lazily (MADV_FREE) are discarded by reclaim
+ * unless written again, which the kernel learns from the PTE's dirty bit
+ * alone. Each round frees the region, writes one word per page (the MMU
+ * sets the dirty bit) and checks that word until the next round, while
+ * the parent keeps reclaiming the child's memory cgroup. A dirty bit lost
+ * by a table migration lets reclaim throw a written page away: the word
+ * then reads 0. (A page discarded before the write is legitimate: the
+ * write faults in a new page.)
+ */
+static void *st_lazyfree(void *arg)
+{
+	const size_t len = 4UL << 20, npages = len / PAGE;
+	uint64_t gen = 0;
+	size_t i;
+	char *p;
+	int k;
+
+	(void)arg;
+	p = map_anon(len, PMD_SZ);
+	if (!p)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	while (!atomic_load(&st_stop)) {
+		gen++;
+		memset(p, 0x33, len);
+		if (madvise(p, len, MADV_FREE))
+			break;
+		for (i = 0; i < npages; i++)
+			*(volatile uint64_t *)(p + i * PAGE) = st_word(7, gen, i, 0);
+		/* Pages discarded before the write: reclaim did run. */
+		for (i = 0; i < npages; i++)
+			if (*(volatile uint64_t *)(p + i * PAGE + 8) == 0)
+				atomic_fetch_add(&st_rounds[6], 1);
+		for (k = 0; k < 20 && !atomic_load(&st_stop); k++)
+			for (i = 0; i < npages; i++)
+				if (*(volatile uint64_t *)(p + i * PAGE) !=
+				    st_word(7, gen, i, 0)) {
+					st_fail("lazyfree: written page discarded",
+						(long)i);
+					return NULL;
+				}
+		atomic_fetch_add(&st_rounds[5], 1);
+	}
+	munmap(p, len);
+	return NULL;
+}
+
 /* fork: the child checks the fixed region and exits. */
 static void *st_fork_thread(void *arg)
 {
@@ -925,8 +1017,9 @@ static void *st_gup(void *arg)
  */
 static void stress_child(int cmd, int ans)
 {
-	void *(*fns[])(void *) = { st_churn, st_thp, st_fork_thread, st_gup };
-	pthread_t wt[ST_WRITERS], ot[4];
+	void *(*fns[])(void *) = { st_churn, st_thp, st_fork_thread, st_gup,
+				   st_lazyfree };
+	pthread_t wt[ST_WRITERS], ot[5];
 	char c;
 	int i;
 
@@ -956,7 +1049,7 @@ static void stress_child(int cmd, int ans)
 		_exit(3);
 	for (i = 0; i < ST_WRITERS; i++)
 		pthread_create(&wt[i], NULL, st_writer, (void *)(intptr_t)i);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		pthread_create(&ot[i], NULL, fns[i], NULL);
 
 	while (read(cmd, &c, 1) == 1)
@@ -964,15 +1057,16 @@ static void stress_child(int cmd, int ans)
 	atomic_store(&st_stop, true);
 	for (i = 0; i < ST_WRITERS; i++)
 		pthread_join(wt[i], NULL);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		pthread_join(ot[i], NULL);
 	if (verify(st_fork, ST_FORKLEN, ST_FORK_SEED) >= 0)
 		st_fail("final: fixed region", 0);
 	fprintf(stderr,
-		"# stress child: rounds writer %lu churn %lu thp %lu fork %lu vmsplice %lu; errors %d\n",
+		"# stress child: rounds writer %lu churn %lu thp %lu fork %lu vmsplice %lu lazyfree %lu (%lu pages reclaimed); errors %d\n",
 		atomic_load(&st_rounds[0]), atomic_load(&st_rounds[1]),
 		atomic_load(&st_rounds[2]), atomic_load(&st_rounds[3]),
-		atomic_load(&st_rounds[4]), atomic_load(&st_errors));
+		atomic_load(&st_rounds[4]), atomic_load(&st_rounds[5]),
+		atomic_load(&st_rounds[6]), atomic_load(&st_errors));
 	_exit(atomic_load(&st_errors) ? 1 : 0);
 }
 
@@ -982,6 +1076,35 @@ static __attribute__((noinline)) void warm_stack(void)
 	volatile char buf[256 << 10];
 
 	memset((char *)buf, 1, sizeof(buf));
+}
+
+/* The child's memory cgroup, reclaimed by the mover (MADV_FREE check). */
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_DIR		CG_ROOT "/pt_migrate_test"
+static bool cg_ok;
+static atomic_ulong cg_reclaims;
+
+static bool cg_setup(pid_t pid)
+{
+	char buf[64];
+
+	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", CG_ROOT, "cgroup2", 0, NULL))
+		return false;
+	write_file(CG_ROOT "/cgroup.subtree_control", "+memory");
+	if (mkdir(CG_DIR, 0755) && errno != EEXIST)
+		return false;
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	return write_file(CG_DIR "/cgroup.procs", buf) == 0 &&
+	       access(CG_DIR "/memory.reclaim", W_OK) == 0;
+}
+
+static void cg_reclaim(void)
+{
+	if (cg_ok) {
+		write_file(CG_DIR "/memory.reclaim", "4M");
+		atomic_fetch_add(&cg_reclaims, 1);
+	}
 }
 
 /*
@@ -1013,6 +1136,7 @@ static void *mover(void *arg)
 				 move_range(mv_pid, p, PMD_SZ,
 					    i / 7 % 2 ? node_a : node_b));
 		atomic_fetch_add(&mv_rounds, 1);
+		cg_reclaim();
 		i++;
 	}
 	return NULL;
@@ -1065,6 +1189,9 @@ static void test_stress(int seconds)
 		   ST_WRITERS))
 		goto end;
 	mv_pid = c.pid;
+	cg_ok = cg_setup(c.pid);
+	if (!cg_ok)
+		diag("stress: no memory cgroup to reclaim: MADV_FREE pages are not reclaimed");
 	atomic_store(&mv_state, 1);
 
 	t0 = now();
@@ -1106,8 +1233,9 @@ static void test_stress(int seconds)
 	}
 	diag("stress: %.1f s, %lu PT_MIGRATE calls (%.1f/s, %.3f s on average, %.3f s at most)",
 	     t, calls, calls / t, calls ? t_mig / calls : 0, t_max);
-	diag("stress: meanwhile %lu move_pages calls moved %lu pages",
-	     atomic_load(&mv_rounds), atomic_load(&mv_pages));
+	diag("stress: meanwhile %lu move_pages calls moved %lu pages; %lu cgroup reclaims",
+	     atomic_load(&mv_rounds), atomic_load(&mv_pages),
+	     atomic_load(&cg_reclaims));
 	diag("stress: moved pte %" PRIu64 " pmd %" PRIu64 " pud %" PRIu64,
 	     moved[0], moved[1], moved[2]);
 	for (i = 0; i < 5; i++)
@@ -1125,6 +1253,8 @@ end:
 stop:
 	atomic_store(&mv_state, 2);
 	pthread_join(mt, NULL);
+	if (cg_ok)
+		rmdir(CG_DIR);
 	after = nr_page_table_pages();
 	diag("stress: nr_page_table_pages %ld before the child, %ld after it", base,
 	     after);
@@ -1476,6 +1606,22 @@ static bool comm_wanted(pid_t pid, char **comms, int ncomms)
 	return false;
 }
 
+/* Kernel threads and zombies have an empty command line. */
+static bool user_process(pid_t pid)
+{
+	char path[64], c;
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = read(fd, &c, 1) == 1;
+	close(fd);
+	return ok;
+}
+
 static int run_loop(int seconds, int interval_ms, char **comms, int ncomms)
 {
 	static const int cycle[] = { 0, 1, TIERMM_NODE_AUTO };
@@ -1505,7 +1651,8 @@ static int run_loop(int seconds, int interval_ms, char **comms, int ncomms)
 		while (!loop_stop && (de = readdir(d))) {
 			pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
 
-			if (pid <= 0 || pid == self || !comm_wanted(pid, comms, ncomms))
+			if (pid <= 0 || pid == self || !user_process(pid) ||
+			    !comm_wanted(pid, comms, ncomms))
 				continue;
 			err = do_migrate(&m, pid, 0, WHOLE_LEN, node,
 					 TIERMM_PT_MIGRATE_ALL);
@@ -1515,7 +1662,7 @@ static int run_loop(int seconds, int interval_ms, char **comms, int ncomms)
 				for (k = 0; k < NR_LEVELS; k++)
 					moved[k] += m.moved[k];
 			} else if (err == ESRCH || err == EINVAL) {
-				gone++;		/* exited, exiting or a kthread */
+				gone++;		/* exited or exiting meanwhile */
 			} else {
 				if (fails++ < 10)
 					fprintf(stderr, "pt_migrate_test --loop: pid %d: %s\n",

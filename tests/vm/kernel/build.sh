@@ -221,7 +221,7 @@ patch_source() {
 		return 0
 	fi
 	local tmp=$CACHE/.tmp-patch-$$ p t log
-	msg "applying $# patches from $opt_patches to a copy of the source ($dir)"
+	msg "applying $# patch file(s) from $opt_patches to a copy of the source ($dir)"
 	rm -rf "$tmp"
 	cp -al "$src" "$tmp" || { rm -rf "$tmp"; die "copying $src to $tmp failed"; }
 	rm -f "$tmp/.tiermm-source"

@@ -1,0 +1,980 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The tiering engine: one managed process's address space, its range tree
+ * (rtree.c), the plan within the fast-tier budget with the hints applied,
+ * and the migration that carries the plan out (ARCHITECTURE.md, "The
+ * runtime"; Demeter, SOSP'25). Driven by the runtime's engine thread, one
+ * epoch at a time (engine.h).
+ *
+ * Address space. Every epoch the world's mappings() (/proc/PID/maps with the
+ * residency from /proc/PID/numa_maps) are compared with the previous
+ * epoch's: new intervals are mapped into the tree, vanished ones unmapped.
+ * Adjacent mappings are one interval for the tree (a range may cross a
+ * mapping boundary; move_pages(2) works per page). If the tree is full
+ * (2048 ranges and nothing left to merge), an interval stays unmanaged and
+ * is tried again the next epoch.
+ *
+ * Plan. The tree's ranking (density = decayed accesses per byte) is biased
+ * by the hints of the calling process (never of another process: hints
+ * describe the caller's address space, hints.h): a range's density is
+ * multiplied by (1 + 3 h) / (1 + 3 c), h and c the shares of it hinted HOT
+ * and COLD, so a wholly HOT range ranks as if four times as dense, a wholly
+ * COLD one a quarter (HINT_BIAS: a bias that a clearly hotter range still
+ * beats, not an order). A range wholly under PIN_FAST, PIN_SLOW or
+ * NO_MIGRATE is left out of the plan: the engine cannot place it. PIN_FAST
+ * bytes are on the fast tier by the user's decision, so they are taken out
+ * of the budget before the hot set is fitted (tiermm__fit_hot_set(), with
+ * the tree's hysteresis: an incumbent stays unless a range 1.2 times
+ * denser needs its room).
+ *
+ * Migration, in this order, each step paced by the runtime (rate limit,
+ * CPU quota, stop) batch by batch:
+ *  1. pins: PIN_FAST ranges to the fast tier, PIN_SLOW ranges to the slow
+ *     tier (pages faulted in after the pin), when the hints changed or
+ *     every REVERIFY epochs, and only where the residency shows pages on
+ *     the wrong tier;
+ *  2. demotion, to make room: the bytes by which the fast tier's resident
+ *     memory plus the promotions still expected exceed the budget (or the
+ *     tier's free memory), taken from the cold parts of ranges, coldest
+ *     first. Ranges whose cold part was verified off the fast tier in the
+ *     last REVERIFY epochs are taken only if that is not enough;
+ *  3. promotion: the hot prefixes of the plan, densest first, while the
+ *     fast tier's resident memory is below the budget (each batch is capped
+ *     at the room left, so the budget is never exceeded by promotions).
+ *     A range verified on the fast tier is not walked again for REVERIFY
+ *     epochs unless its hot prefix grew; pages that stayed busy are tried
+ *     again the next epochs, PROMOTE_TRIES times.
+ * Hints cut the ranges given to the mover: nothing under NO_MIGRATE moves,
+ * nothing under PIN_FAST leaves the fast tier, nothing under PIN_SLOW
+ * leaves the slow tier (tiermm__hint_allows_move()). A range whose mappings
+ * hold no page that the step would move (numa_maps residency) is not
+ * walked. The mover walks only present pages, THP by head address, with
+ * status checks, retries and verification (place.c).
+ *
+ * Why demote first: promotions need room on the fast tier, and Demeter
+ * exchanges pairs for the same reason. Why not demote every cold page:
+ * a budget larger than the hot set leaves cold pages where they are
+ * (moving them costs bandwidth and gains nothing).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "engine.h"
+
+#define REVERIFY_EPOCHS 16	/* 8 s at 500 ms: placements re-checked */
+#define PROMOTE_TRIES 3		/* epochs a range with busy pages is retried */
+#define WINDOW_MAX (64ULL << 20)	/* bytes one batch covers at most: keeps a
+					 * batch (and stop()) short with THPs */
+#define HINT_BIAS 4.0
+#define HUGE_BYTES (2ULL << 20)	/* one PMD-mapped huge page */
+#define MAKE_ROOM_ROUNDS 32	/* demotions for room, an epoch ... */
+#define MAKE_ROOM_CHUNK (8ULL << 20)	/* ... of this much at most each */
+#define NODE_WORDS (TIERMM__MAX_NODES / 64)
+
+struct span {
+	uint64_t start, end;
+};
+
+/* What the migration knows of a range (by the tree's id), parallel to rk. */
+struct rstate {
+	uint64_t id;
+	uint64_t hot_done;	/* hot prefix verified on the fast tier */
+	uint64_t hot_epoch;	/* ... at this epoch (0: never) */
+	uint64_t cold_from;	/* cold part from here verified off it */
+	uint64_t cold_epoch;	/* ... at this epoch (0: never) */
+	uint32_t tries;		/* promotions that left busy pages */
+};
+
+struct tiermm__engine {
+	struct tiermm__engine_cfg cfg;
+	bool self;
+	uint64_t ps;
+	const struct tiermm__env_ops *ops;
+	void *env;
+	struct tiermm__rtree *tree;
+	struct tiermm__mapping *maps;
+	size_t nmaps;
+	struct span *spans;	/* what the tree covers */
+	size_t nspans;
+	uint64_t fast_nodes[NODE_WORDS];
+	uint64_t unmanaged;	/* bytes the full tree could not take */
+	bool full_logged;
+
+	uint64_t hints_gen;
+	bool hints_read;
+	struct tiermm__hint_range *hints;
+	size_t nhints;
+
+	struct tiermm__range *rk;	/* the plan's ranking, biased */
+	uint64_t *hot;		/* planned bytes of rk[i] */
+	struct rstate *rs;	/* rs[i] for rk[i] */
+	size_t nrk;
+
+	uint64_t epoch;
+	uint64_t budget, hot_bytes, fast_bytes, resident, hinted;
+	uint64_t pin_gen, pin_epoch;
+	bool pins_done;
+
+	struct {
+		uint64_t promoted, demoted;	/* pages */
+		uint64_t failed, busy, nomem, fault, other;
+	} c;
+};
+
+/* ---- intervals ---- */
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+typedef int (*span_fn)(struct tiermm__engine *e, uint64_t a, uint64_t b,
+		       void *ctx);
+
+/* Call fn for each part of a[] not covered by b[] (both sorted, disjoint). */
+static int subtract(struct tiermm__engine *e, const struct span *a, size_t na,
+		    const struct span *b, size_t nb, span_fn fn, void *ctx)
+{
+	size_t j = 0;
+	int ret;
+
+	for (size_t i = 0; i < na; i++) {
+		uint64_t cur = a[i].start;
+
+		while (j < nb && b[j].end <= cur)
+			j++;
+		for (size_t k = j; k < nb && b[k].start < a[i].end; k++) {
+			if (b[k].start > cur) {
+				ret = fn(e, cur, b[k].start, ctx);
+				if (ret)
+					return ret;
+			}
+			cur = max64(cur, b[k].end);
+			if (cur >= a[i].end)
+				break;
+		}
+		if (cur < a[i].end) {
+			ret = fn(e, cur, a[i].end, ctx);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* Index of the first mapping ending above addr. */
+static size_t map_first(const struct tiermm__engine *e, uint64_t addr)
+{
+	size_t lo = 0, hi = e->nmaps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e->maps[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Residency of [a, b) estimated from its mappings (each mapping's bytes
+ * spread evenly over it): est[0] fast, est[1] not fast. any[] says whether
+ * some overlapping mapping has any such page at all.
+ */
+static void resid(const struct tiermm__engine *e, uint64_t a, uint64_t b,
+		  double est[2], bool any[2])
+{
+	est[0] = est[1] = 0;
+	any[0] = any[1] = false;
+	for (size_t i = map_first(e, a); i < e->nmaps && e->maps[i].start < b; i++) {
+		const struct tiermm__mapping *m = &e->maps[i];
+		double f = (double)(min64(b, m->end) - max64(a, m->start)) /
+			   (double)(m->end - m->start);
+		uint64_t nf = m->slow + m->other;
+
+		est[0] += (double)m->fast * f;
+		est[1] += (double)nf * f;
+		any[0] |= m->fast > 0;
+		any[1] |= nf > 0;
+	}
+}
+
+/* ---- address space ---- */
+
+struct sync_ctx {
+	bool map;		/* map (else unmap) */
+	struct span *failed;	/* map: intervals the tree could not take */
+	size_t nfailed, capfailed;
+	int err;
+};
+
+static int sync_one(struct tiermm__engine *e, uint64_t a, uint64_t b, void *ctx)
+{
+	struct sync_ctx *s = ctx;
+	int ret;
+
+	if (!s->map) {
+		ret = tiermm__rtree_unmap(e->tree, a, b);
+		return ret == -ENOMEM ? ret : 0;
+	}
+	ret = tiermm__rtree_map(e->tree, a, b);
+	if (ret == -ENOSPC) {
+		if (!e->full_logged)
+			tiermm__log(TIERMM_LOG_WARN,
+				    "tiering engine: the range tree is full; [%#llx, %#llx) and later mappings stay unmanaged until ranges merge",
+				    (unsigned long long)a, (unsigned long long)b);
+		e->full_logged = true;
+		if (s->nfailed == s->capfailed) {
+			size_t cap = s->capfailed ? s->capfailed * 2 : 8;
+			struct span *f = realloc(s->failed, cap * sizeof(*f));
+
+			if (!f)
+				return -ENOMEM;
+			s->failed = f;
+			s->capfailed = cap;
+		}
+		s->failed[s->nfailed++] = (struct span){ a, b };
+		return 0;
+	}
+	return ret;
+}
+
+struct collect {
+	struct span *v;
+	size_t n;
+};
+
+static int collect_one(struct tiermm__engine *e, uint64_t a, uint64_t b, void *ctx)
+{
+	struct collect *c = ctx;
+
+	(void)e;
+	if (c->n && c->v[c->n - 1].end == a)
+		c->v[c->n - 1].end = b;
+	else
+		c->v[c->n++] = (struct span){ a, b };
+	return 0;
+}
+
+/* Read the address space and bring the tree in line with it. */
+static int maps_sync(struct tiermm__engine *e)
+{
+	struct tiermm__mapping *m = NULL;
+	struct span *merged = NULL;
+	struct sync_ctx sc = { 0 };
+	struct collect kept = { 0 };
+	size_t n = 0, nm = 0;
+	int ret;
+
+	ret = e->ops->mappings(e->env, &m, &n);
+	if (ret)
+		return ret;
+	merged = malloc((n ? n : 1) * sizeof(*merged));
+	kept.v = malloc((n ? n : 1) * sizeof(*kept.v));
+	if (!merged || !kept.v) {
+		ret = tiermm__fail(ENOMEM, "tiering engine: out of memory");
+		goto out;
+	}
+	e->fast_bytes = e->resident = 0;
+	for (size_t i = 0; i < n; i++) {
+		e->fast_bytes += m[i].fast;
+		e->resident += m[i].fast + m[i].slow + m[i].other;
+		if (nm && merged[nm - 1].end == m[i].start)
+			merged[nm - 1].end = m[i].end;
+		else
+			merged[nm++] = (struct span){ m[i].start, m[i].end };
+	}
+	/* Vanished first: the room they free may be what a new one needs. */
+	sc.map = false;
+	ret = subtract(e, e->spans, e->nspans, merged, nm, sync_one, &sc);
+	if (!ret) {
+		sc.map = true;
+		ret = subtract(e, merged, nm, e->spans, e->nspans, sync_one, &sc);
+	}
+	if (ret) {
+		ret = tiermm__fail(-ret, "tiering engine: updating the range tree: %s",
+				   strerror(-ret));
+		goto out;
+	}
+	/* The tree covers the mappings minus what it could not take. */
+	e->unmanaged = 0;
+	for (size_t i = 0; i < sc.nfailed; i++)
+		e->unmanaged += sc.failed[i].end - sc.failed[i].start;
+	subtract(e, merged, nm, sc.failed, sc.nfailed, collect_one, &kept);
+	free(e->spans);
+	e->spans = kept.v;
+	e->nspans = kept.n;
+	kept.v = NULL;
+	free(e->maps);
+	e->maps = m;
+	e->nmaps = n;
+	m = NULL;
+out:
+	free(m);
+	free(merged);
+	free(kept.v);
+	free(sc.failed);
+	return ret;
+}
+
+/* ---- hints (the calling process only) ---- */
+
+static int hints_refresh(struct tiermm__engine *e)
+{
+	uint64_t gen;
+	int ret;
+
+	if (!e->self)
+		return 0;
+	gen = tiermm__hints_generation();
+	if (e->hints_read && gen == e->hints_gen)
+		return 0;
+	free(e->hints);
+	e->hints = NULL;
+	e->nhints = 0;
+	ret = tiermm__hints_snapshot(0, UINT64_MAX, &e->hints, &e->nhints, &gen);
+	if (ret)
+		return ret;
+	e->hints_gen = gen;
+	e->hints_read = true;
+	return 0;
+}
+
+static size_t hint_first(const struct tiermm__engine *e, uint64_t addr)
+{
+	size_t lo = 0, hi = e->nhints;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e->hints[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Bytes of [a, b) under each hint. */
+static void hint_overlap(const struct tiermm__engine *e, uint64_t a, uint64_t b,
+			 uint64_t ov[TIERMM_HINT__COUNT])
+{
+	memset(ov, 0, sizeof(uint64_t) * TIERMM_HINT__COUNT);
+	for (size_t i = hint_first(e, a); i < e->nhints && e->hints[i].start < b; i++) {
+		const struct tiermm__hint_range *h = &e->hints[i];
+
+		ov[h->hint] += min64(b, h->end) - max64(a, h->start);
+	}
+}
+
+/*
+ * Call fn for the parts of [a, b) that the hints let move to tier (all of
+ * it without hints). Stops at fn's first non-zero return.
+ */
+static int for_allowed(struct tiermm__engine *e, uint64_t a, uint64_t b, int tier,
+		       span_fn fn, void *ctx)
+{
+	uint64_t cur = a;
+	int ret;
+
+	for (size_t i = hint_first(e, a); i < e->nhints && e->hints[i].start < b; i++) {
+		const struct tiermm__hint_range *h = &e->hints[i];
+
+		if (tiermm__hint_allows_move(h->hint, tier, e->cfg.nr_tiers))
+			continue;
+		if (h->start > cur) {
+			ret = fn(e, cur, h->start, ctx);
+			if (ret)
+				return ret;
+		}
+		cur = max64(cur, h->end);
+		if (cur >= b)
+			return 0;
+	}
+	return cur < b ? fn(e, cur, b, ctx) : 0;
+}
+
+/* ---- classification ---- */
+
+static int cmp_key(const void *pa, const void *pb)
+{
+	const struct tiermm__range *x = pa, *y = pb;
+
+	if (x->density != y->density)
+		return x->density > y->density ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_rs_id(const void *pa, const void *pb)
+{
+	const struct rstate *x = pa, *y = pb;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* rs[] for the new ranking, carrying each surviving range's state. */
+static int rstate_update(struct tiermm__engine *e, const struct tiermm__range *rk,
+			 size_t n, struct rstate **out)
+{
+	struct rstate *old = e->rs, *rs = calloc(n ? n : 1, sizeof(*rs));
+
+	if (!rs)
+		return -ENOMEM;
+	if (old && e->nrk)
+		qsort(old, e->nrk, sizeof(*old), cmp_rs_id);
+	for (size_t i = 0; i < n; i++) {
+		struct rstate key = { .id = rk[i].id }, *f = NULL;
+
+		if (old && e->nrk)
+			f = bsearch(&key, old, e->nrk, sizeof(*old), cmp_rs_id);
+		if (f)
+			rs[i] = *f;
+		else
+			rs[i].id = rk[i].id;
+	}
+	*out = rs;
+	return 0;
+}
+
+int tiermm__engine_classify(struct tiermm__engine *e,
+			    const struct tiermm__budget_req *req, uint64_t capacity)
+{
+	struct tiermm__range *rk = NULL;
+	struct rstate *rs = NULL;
+	uint64_t *hot = NULL, pinned_fast = 0, plan_budget;
+	size_t n = 0;
+	int ret;
+
+	e->epoch++;
+	ret = maps_sync(e);
+	if (ret)
+		return ret;
+	ret = tiermm__rtree_epoch(e->tree);
+	if (ret)
+		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
+	ret = hints_refresh(e);
+	if (ret)
+		return ret;
+	ret = tiermm__rtree_ranked(e->tree, &rk, &n);
+	if (ret)
+		return ret;
+	hot = calloc(n ? n : 1, sizeof(*hot));
+	if (!hot) {
+		free(rk);
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory for the plan");
+	}
+
+	/* The budget in force. */
+	if (req->share > 0)
+		e->budget = (uint64_t)(req->share * (double)e->resident);
+	else
+		e->budget = req->bytes;
+	if (capacity && e->budget > capacity)
+		e->budget = capacity;
+
+	/* The hints' part. */
+	e->hinted = 0;
+	for (size_t i = 0; i < n && e->nhints; i++) {
+		struct tiermm__range *r = &rk[i];
+		uint64_t ov[TIERMM_HINT__COUNT], size = r->end - r->start, frozen;
+		double bias;
+
+		hint_overlap(e, r->start, r->end, ov);
+		frozen = ov[TIERMM_HINT_PIN_FAST] + ov[TIERMM_HINT_PIN_SLOW] +
+			 ov[TIERMM_HINT_NO_MIGRATE];
+		e->hinted += frozen;
+		if (e->cfg.fast_tier == 0)
+			pinned_fast += ov[TIERMM_HINT_PIN_FAST];
+		if (frozen >= size) {
+			r->count = r->density = 0;
+			r->hot = 0;
+			continue;
+		}
+		bias = (1 + (HINT_BIAS - 1) * (double)ov[TIERMM_HINT_HOT] / (double)size) /
+		       (1 + (HINT_BIAS - 1) * (double)ov[TIERMM_HINT_COLD] / (double)size);
+		r->density *= bias;
+		r->count *= bias;
+	}
+	if (e->nhints)
+		qsort(rk, n, sizeof(*rk), cmp_key);
+	if (rstate_update(e, rk, n, &rs)) {
+		free(rk);
+		free(hot);
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory for the plan");
+	}
+	plan_budget = e->budget > pinned_fast ? e->budget - pinned_fast : 0;
+	e->hot_bytes = tiermm__fit_hot_set(rk, n, plan_budget, 0, hot);
+	ret = tiermm__rtree_set_hot(e->tree, rk, n, hot);
+	if (ret < 0)
+		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
+	for (size_t i = 0; i < n; i++)
+		rk[i].hot = hot[i];
+	free(e->rk);
+	free(e->hot);
+	free(e->rs);
+	e->rk = rk;
+	e->hot = hot;
+	e->rs = rs;
+	e->nrk = n;
+	return 0;
+}
+
+size_t tiermm__engine_plan(struct tiermm__engine *e, struct tiermm__range *out,
+			   uint64_t *hot, size_t max)
+{
+	for (size_t i = 0; i < e->nrk && i < max; i++) {
+		if (out)
+			out[i] = e->rk[i];
+		if (hot)
+			hot[i] = e->hot[i];
+	}
+	return e->nrk;
+}
+
+/* ---- migration ---- */
+
+enum move_kind { TO_FAST, TO_SLOW };
+
+/* The fast tier as the migration sees it, kept current batch by batch. */
+struct tier_state {
+	uint64_t fast;		/* the process's resident bytes on it */
+	uint64_t free;		/* its usable free memory */
+};
+
+struct mctx {
+	const struct tiermm__pace *pace;
+	enum move_kind kind;
+	bool budgeted;		/* promotions stop at the budget */
+	struct tier_state *ts;
+	int64_t goal;		/* demotions: bytes still to free */
+	bool paced_out, room_out;
+	bool room_cap;		/* the last window was capped by the room left */
+	/* per move call */
+	struct tiermm__move_ctl *ctl;
+	uint64_t seen, from_seen;
+	/* the last span moved */
+	uint64_t resume, end;
+	uint64_t moved, failed_busy;
+};
+
+static void account(struct tiermm__engine *e, struct mctx *m,
+		    const struct tiermm_move_result *r)
+{
+	uint64_t d = (r->moved - m->seen) * e->ps;
+	uint64_t df = (m->ctl->moved_from - m->from_seen) * e->ps;
+
+	m->seen = r->moved;
+	m->from_seen = m->ctl->moved_from;
+	if (d && m->pace->used)
+		m->pace->used(m->pace->ctx, d);
+	if (m->kind == TO_FAST) {
+		m->ts->fast += d;
+		m->ts->free -= min64(d, m->ts->free);
+	} else {
+		m->ts->fast -= min64(df, m->ts->fast);
+		m->ts->free += df;
+		m->goal -= (int64_t)df;
+	}
+}
+
+struct wctx {
+	struct tiermm__engine *e;
+	struct mctx *m;
+};
+
+static uint64_t window_cb(void *ctx, const struct tiermm_move_result *sofar)
+{
+	struct wctx *w = ctx;
+	struct mctx *m = w->m;
+	uint64_t cap;
+
+	account(w->e, m, sofar);
+	if (m->kind == TO_SLOW && m->goal <= 0)
+		return 0;
+	cap = m->pace->allow(m->pace->ctx);
+	if (!cap) {
+		m->paced_out = true;
+		return 0;
+	}
+	if (m->kind == TO_FAST && m->budgeted) {
+		uint64_t room = w->e->budget > m->ts->fast ? w->e->budget - m->ts->fast : 0;
+
+		if (room > m->ts->free)
+			room = m->ts->free;
+		if (room < w->e->ps) {
+			m->room_out = true;
+			return 0;
+		}
+		m->room_cap = room < cap;
+		cap = min64(cap, room);
+	}
+	if (m->kind == TO_SLOW && m->goal != INT64_MAX)
+		cap = min64(cap, max64((uint64_t)m->goal, HUGE_BYTES));
+	return min64(cap, WINDOW_MAX);
+}
+
+static int move_one(struct tiermm__engine *e, uint64_t a, uint64_t b, void *ctx)
+{
+	struct mctx *m = ctx;
+	struct wctx w = { e, m };
+	struct tiermm__move_ctl ctl = {
+		.window = window_cb,
+		.ctx = &w,
+		.from_nodes = m->kind == TO_SLOW ? e->fast_nodes : NULL,
+	};
+	struct tiermm_move_result r;
+	int tier = m->kind == TO_FAST ? e->cfg.fast_tier : e->cfg.slow_tier;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	r.sz = sizeof(r);
+	m->ctl = &ctl;
+	m->seen = m->from_seen = 0;
+	m->room_cap = false;
+	ret = e->ops->move(e->env, a, b, tier, &ctl, &r);
+	account(e, m, &r);
+	/*
+	 * Stopped by an entry (a huge page) larger than the window allowed:
+	 * out of room if the room capped it, else out of tokens.
+	 */
+	if (!ret && ctl.stopped && !m->paced_out && !m->room_out &&
+	    !(m->kind == TO_SLOW && m->goal <= 0)) {
+		if (m->room_cap)
+			m->room_out = true;
+		else
+			m->paced_out = true;
+	}
+	m->ctl = NULL;
+	m->resume = ret ? a : ctl.resume;
+	m->end = b;
+	if (m->kind == TO_FAST)
+		e->c.promoted += r.moved;
+	else
+		e->c.demoted += r.moved;
+	e->c.failed += r.failed;
+	e->c.busy += r.failed_busy;
+	e->c.nomem += r.failed_nomem;
+	e->c.fault += r.failed_fault;
+	e->c.other += r.failed_other;
+	m->moved += r.moved;
+	m->failed_busy += r.failed_busy;
+	if (ret)
+		return ret;
+	if (ctl.stopped || m->paced_out || m->room_out ||
+	    (m->kind == TO_SLOW && m->goal <= 0))
+		return 1;	/* stop the walk */
+	return 0;
+}
+
+/* Move the allowed parts of [a, b); 1 if stopped early, 0 done, -errno. */
+static int move_span(struct tiermm__engine *e, struct mctx *m, uint64_t a,
+		     uint64_t b)
+{
+	int tier = m->kind == TO_FAST ? e->cfg.fast_tier : e->cfg.slow_tier;
+
+	m->moved = m->failed_busy = 0;
+	if (e->self && e->nhints)
+		return for_allowed(e, a, b, tier, move_one, m);
+	return move_one(e, a, b, m);
+}
+
+/* 1. Pinned ranges to their tiers, where pages are elsewhere. */
+static int pin_pass(struct tiermm__engine *e, struct mctx *fast, struct mctx *slow)
+{
+	if (!e->self || !e->nhints)
+		return 0;
+	if (e->pins_done && e->pin_gen == e->hints_gen &&
+	    e->epoch - e->pin_epoch < REVERIFY_EPOCHS)
+		return 0;
+	for (size_t i = 0; i < e->nhints; i++) {
+		const struct tiermm__hint_range *h = &e->hints[i];
+		struct mctx *m;
+		int tier;
+
+		if (h->hint == TIERMM_HINT_PIN_FAST)
+			m = fast;
+		else if (h->hint == TIERMM_HINT_PIN_SLOW)
+			m = slow;
+		else
+			continue;
+		tier = m->kind == TO_FAST ? e->cfg.fast_tier : e->cfg.slow_tier;
+		if (!tiermm__hint_allows_move(h->hint, tier, e->cfg.nr_tiers))
+			continue;
+		/* The managed parts of the pin whose mappings hold misplaced pages. */
+		for (size_t s = 0; s < e->nspans; s++) {
+			uint64_t a = max64(h->start, e->spans[s].start);
+			uint64_t b = min64(h->end, e->spans[s].end);
+			double est[2];
+			bool any[2];
+			int ret;
+
+			if (a >= b)
+				continue;
+			resid(e, a, b, est, any);
+			if (m->kind == TO_FAST ? !any[1] : !any[0])
+				continue;
+			ret = move_one(e, a, b, m);
+			if (ret < 0)
+				return ret;
+			if (m->paced_out)
+				return 1;
+		}
+	}
+	e->pins_done = true;
+	e->pin_gen = e->hints_gen;
+	e->pin_epoch = e->epoch;
+	return 0;
+}
+
+/*
+ * 2. Cold pages off the fast tier, coldest ranges first, until m->goal
+ * bytes left it. Returns 1 if paced out, 0, or -errno.
+ */
+static int demote_pass(struct tiermm__engine *e, struct mctx *m)
+{
+	for (int pass = 0; pass < 2 && m->goal > 0; pass++) {
+		for (size_t k = e->nrk; k-- > 0 && m->goal > 0;) {
+			const struct tiermm__range *r = &e->rk[k];
+			struct rstate *st = &e->rs[k];
+			uint64_t a = r->start + e->hot[k];
+			bool settled = st->cold_epoch && st->cold_from <= a &&
+				       e->epoch - st->cold_epoch < REVERIFY_EPOCHS;
+			double est[2];
+			bool any[2];
+			int ret;
+
+			if (a >= r->end || settled != (pass == 1))
+				continue;
+			resid(e, a, r->end, est, any);
+			if (any[0]) {
+				ret = move_span(e, m, a, r->end);
+				if (ret < 0)
+					return ret;
+				if (m->paced_out)
+					return 1;
+				if (ret)
+					continue;	/* goal met, or a huge page too many */
+			}
+			st->cold_from = a;
+			st->cold_epoch = e->epoch;
+		}
+	}
+	return 0;
+}
+
+/*
+ * 3. Hot pages onto the fast tier, densest ranges first, within the budget
+ * and the tier's free memory; when they run out, cold pages are demoted to
+ * make room for the rest of the span, MAKE_ROOM_CHUNK at a time (at most
+ * MAKE_ROOM_ROUNDS times an epoch), and the span goes on where it stopped.
+ * Returns 1 if paced out, 0, or -errno.
+ */
+static int promote_pass(struct tiermm__engine *e, struct mctx *m, struct mctx *slow)
+{
+	int rounds = 0;
+
+	for (size_t k = 0; k < e->nrk; k++) {
+		const struct tiermm__range *r = &e->rk[k];
+		struct rstate *st = &e->rs[k];
+		uint64_t b = r->start + e->hot[k], from = r->start;
+		double est[2];
+		bool any[2];
+		int ret;
+
+		if (!e->hot[k])
+			continue;
+		if (st->hot_epoch && st->hot_done >= e->hot[k] &&
+		    e->epoch - st->hot_epoch < REVERIFY_EPOCHS)
+			continue;
+		resid(e, r->start, b, est, any);
+		if (any[1]) {
+again:
+			ret = move_span(e, m, from, b);
+			if (ret < 0)
+				return ret;
+			if (m->paced_out)
+				return 1;
+			if (m->room_out) {
+				int64_t before;
+
+				if (rounds++ >= MAKE_ROOM_ROUNDS)
+					return 0;
+				/*
+				 * Room for the rest of this span, from the coldest,
+				 * a chunk at a time (the rest may be partly on the
+				 * fast tier already).
+				 */
+				if (m->resume > from && m->resume < b)
+					from = m->resume;
+				slow->goal = (int64_t)min64(max64(b - from, HUGE_BYTES),
+							    MAKE_ROOM_CHUNK);
+				before = slow->goal;
+				ret = demote_pass(e, slow);
+				if (ret)
+					return ret;
+				if (slow->goal == before)
+					return 0;	/* nothing left to demote */
+				m->room_out = false;
+				goto again;
+			}
+			if (ret)
+				continue;
+			if (m->failed_busy && ++st->tries < PROMOTE_TRIES)
+				continue;	/* busy pages: again next epoch */
+		}
+		st->tries = 0;
+		st->hot_done = e->hot[k];
+		st->hot_epoch = e->epoch;
+	}
+	return 0;
+}
+
+int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *pace)
+{
+	struct tier_state ts;
+	struct mctx fast = { .pace = pace, .kind = TO_FAST, .budgeted = true, .ts = &ts };
+	struct mctx slow = { .pace = pace, .kind = TO_SLOW, .ts = &ts };
+	struct mctx pin_fast = { .pace = pace, .kind = TO_FAST, .ts = &ts };
+	struct mctx pin_slow = { .pace = pace, .kind = TO_SLOW, .ts = &ts,
+				 .goal = INT64_MAX };
+	uint64_t fast0 = e->fast_bytes, p0 = e->c.promoted, d0 = e->c.demoted;
+	int ret;
+
+	e->ops->epoch(e->env);
+	ts.fast = e->fast_bytes;
+	ts.free = e->ops->tier_free(e->env, e->cfg.fast_tier);
+	ret = pin_pass(e, &pin_fast, &pin_slow);
+	if (ret)
+		goto out;
+	/* Over the budget (it shrank, or pages were faulted in): demote. */
+	if (ts.fast > e->budget) {
+		slow.goal = (int64_t)(ts.fast - e->budget);
+		ret = demote_pass(e, &slow);
+		if (ret)
+			goto out;
+	}
+	ret = promote_pass(e, &fast, &slow);
+out:
+	e->fast_bytes = ts.fast;
+	tiermm__log(TIERMM_LOG_DEBUG,
+		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s",
+		    e->epoch, (double)e->hot_bytes / 1048576, (double)e->budget / 1048576,
+		    (double)fast0 / 1048576, (double)ts.fast / 1048576, e->c.promoted - p0,
+		    e->c.demoted - d0, ret == 1 ? " (paced)" : "");
+	return ret;
+}
+
+/* ---- life cycle and counters ---- */
+
+int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
+		       const struct tiermm__env_ops *ops, void *arg,
+		       struct tiermm__engine **out)
+{
+	struct tiermm__rtree_params p = { .nr_cpus = cfg->nr_cpus };
+	struct tiermm__engine *e;
+	int ret, nn;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory");
+	e->cfg = *cfg;
+	e->self = cfg->pid == 0;
+	e->ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	e->ops = ops;
+	nn = tiermm_topo_nr_nodes(cfg->topo);
+	for (int i = 0; i < nn; i++) {
+		struct tiermm_node_info info = { .sz = sizeof(info) };
+
+		if (!tiermm_topo_node(cfg->topo, i, &info) && info.tier == cfg->fast_tier &&
+		    info.os_index >= 0 && info.os_index < TIERMM__MAX_NODES)
+			e->fast_nodes[info.os_index / 64] |= 1ULL << (info.os_index % 64);
+	}
+	ret = ops->open(arg, cfg, &e->env);
+	if (ret) {
+		free(e);
+		return ret;
+	}
+	ret = tiermm__rtree_new(&p, &e->tree);
+	if (!ret)
+		ret = maps_sync(e);
+	if (ret) {
+		tiermm__engine_free(e);
+		return ret;
+	}
+	*out = e;
+	return 0;
+}
+
+void tiermm__engine_free(struct tiermm__engine *e)
+{
+	if (!e)
+		return;
+	if (e->env)
+		e->ops->close(e->env);
+	tiermm__rtree_free(e->tree);
+	free(e->maps);
+	free(e->spans);
+	free(e->hints);
+	free(e->rk);
+	free(e->hot);
+	free(e->rs);
+	free(e);
+}
+
+void tiermm__engine_usage(const struct tiermm__engine *e, uint64_t *fast,
+			  uint64_t *resident)
+{
+	*fast = e->fast_bytes;
+	*resident = e->resident;
+}
+
+uint64_t tiermm__engine_tier_free(struct tiermm__engine *e, int tier)
+{
+	return e->ops->tier_free(e->env, tier);
+}
+
+void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *obs,
+			   size_t n)
+{
+	tiermm__rtree_record(e->tree, obs, n);
+}
+
+void tiermm__engine_stats(struct tiermm__engine *e, struct tiermm_runtime_stats *s)
+{
+	const struct tiermm__rtree_snap *snap = tiermm__rtree_snapshot_get(e->tree);
+
+	s->epochs = e->epoch;
+	s->promoted_pages = e->c.promoted;
+	s->promoted_bytes = e->c.promoted * e->ps;
+	s->demoted_pages = e->c.demoted;
+	s->demoted_bytes = e->c.demoted * e->ps;
+	s->moved_bytes = s->promoted_bytes + s->demoted_bytes;
+	s->failed_pages = e->c.failed;
+	s->failed_busy = e->c.busy;
+	s->failed_nomem = e->c.nomem;
+	s->failed_fault = e->c.fault;
+	s->failed_other = e->c.other;
+	s->hot_set_bytes = e->hot_bytes;
+	s->budget_bytes = e->budget;
+	s->fast_bytes = e->fast_bytes;
+	s->resident_bytes = e->resident;
+	s->hinted_bytes = e->hinted;
+	s->samples_missed = snap->stats.missed;
+	s->ranges = tiermm__rtree_size(e->tree);
+	s->splits = snap->stats.splits;
+	s->merges = snap->stats.merges + snap->stats.forced_merges;
+	tiermm__rtree_snapshot_put(snap);
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The tiering engine (engine.c) and the world it acts on (migrator.c), as
+ * the runtime (runtime.c) drives them. Private; never installed.
+ *
+ * One engine per managed process, driven by one thread (the runtime's
+ * engine thread): every call below except where noted comes from that
+ * thread only. Each epoch the runtime calls
+ *
+ *   tiermm__engine_record()    observations dequeued from the sampler
+ *   tiermm__engine_classify()  address space, range-tree epoch, the plan
+ *                              within the budget, hints applied
+ *   tiermm__engine_migrate()   demote to make room, then promote, paced
+ *
+ * and reads the counters with tiermm__engine_stats().
+ */
+#ifndef TIERMM_ENGINE_H
+#define TIERMM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tiering.h"
+
+struct tiermm_topo;
+struct tiermm_move_result;
+struct tiermm_runtime_stats;
+
+/* A managed mapping and where its resident pages are, in bytes. */
+struct tiermm__mapping {
+	uint64_t start, end;
+	uint64_t fast, slow, other;	/* on the fast tier, the slow tier,
+					 * any other tier (or an unknown node) */
+};
+
+struct tiermm__engine_cfg {
+	pid_t pid;			/* 0: the calling process */
+	const struct tiermm_topo *topo;
+	int fast_tier, slow_tier, nr_tiers;
+	uint32_t nr_cpus;		/* range-tree thresholds; 0: online */
+};
+
+/*
+ * The world: where the managed process's pages are and how they move. The
+ * runtime uses tiermm__real_env (migrator.c: /proc/PID/maps and numa_maps,
+ * move_pages(2) through tiermm__mover_run()); unit tests install their own
+ * (tiermm__runtime_set_test_env()).
+ */
+struct tiermm__env_ops {
+	/* 0 or -errno with tiermm_errmsg() set. */
+	int (*open)(void *arg, const struct tiermm__engine_cfg *cfg, void **env);
+	void (*close)(void *env);
+	/*
+	 * The managed mappings (writable, migratable) sorted by address,
+	 * disjoint, with their residency: *out (free()), *n. 0 or -errno
+	 * (-ESRCH: the process is gone).
+	 */
+	int (*mappings)(void *env, struct tiermm__mapping **out, size_t *n);
+	/* Start of a migration stage: refresh what the moves need. */
+	void (*epoch)(void *env);
+	/*
+	 * Move the present pages of [start, end) to tier (the fast or the
+	 * slow one), as tiermm__mover_run().
+	 */
+	int (*move)(void *env, uint64_t start, uint64_t end, int tier,
+		    struct tiermm__move_ctl *ctl, struct tiermm_move_result *r);
+	/* Free bytes the tier can take now (its nodes' usable free memory). */
+	uint64_t (*tier_free)(void *env, int tier);
+};
+
+extern const struct tiermm__env_ops tiermm__real_env;
+
+/* The fast-tier budget asked for: a share (> 0) of the resident memory, or
+ * bytes. */
+struct tiermm__budget_req {
+	uint64_t bytes;
+	double share;
+};
+
+/*
+ * Pacing of the migration (the runtime's rate limit, CPU quota and stop):
+ * allow() is asked before each batch (a move_pages(2) window) for the most
+ * bytes it may cover (0: stop migrating this epoch); used() is told the
+ * bytes each batch moved.
+ */
+struct tiermm__pace {
+	uint64_t (*allow)(void *ctx);
+	void (*used)(void *ctx, uint64_t bytes);
+	void *ctx;
+};
+
+struct tiermm__engine;
+
+/*
+ * Open the world, read the address space (the tree starts with it). 0 or
+ * -errno with tiermm_errmsg() set.
+ */
+int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
+		       const struct tiermm__env_ops *ops, void *arg,
+		       struct tiermm__engine **e);
+void tiermm__engine_free(struct tiermm__engine *e);
+/* Resident bytes of the managed mappings on the fast tier and in all, as of
+ * the last address-space read. */
+void tiermm__engine_usage(const struct tiermm__engine *e, uint64_t *fast,
+			  uint64_t *resident);
+/* Free bytes of a tier now (the world's tier_free()). */
+uint64_t tiermm__engine_tier_free(struct tiermm__engine *e, int tier);
+void tiermm__engine_record(struct tiermm__engine *e,
+			   const struct tiermm__obs *obs, size_t n);
+/*
+ * The epoch's classification: re-read the address space (map/unmap into
+ * the tree), end the tree's epoch, read the hints (the calling process
+ * only), rank with the hints' bias, fit the hot set to the budget (capped
+ * at capacity, the fast tier's size) and record it. 0 or -errno (-ESRCH:
+ * the process is gone; -ENOMEM).
+ */
+int tiermm__engine_classify(struct tiermm__engine *e,
+			    const struct tiermm__budget_req *req,
+			    uint64_t capacity);
+/*
+ * The epoch's migration, within pace: PIN_* ranges to their tiers (when the
+ * hints changed or every few epochs), cold pages off the fast tier to make
+ * room, hot pages onto it while the budget has room. Returns 1 if pace
+ * stopped it, 0 when it ran out of work, or -errno (-ESRCH).
+ */
+int tiermm__engine_migrate(struct tiermm__engine *e,
+			   const struct tiermm__pace *pace);
+/* The engine's counters into the engine fields of s (not the runtime's). */
+void tiermm__engine_stats(struct tiermm__engine *e,
+			  struct tiermm_runtime_stats *s);
+
+/*
+ * The last plan, for tests: up to max ranges of the ranking (densest first,
+ * with the hints' bias) into out, with hot[] the planned bytes of each.
+ * Returns how many ranges the plan has.
+ */
+size_t tiermm__engine_plan(struct tiermm__engine *e, struct tiermm__range *out,
+			   uint64_t *hot, size_t max);
+
+/* ---- Test hooks (runtime.c). Not thread-safe: set before start(). ---- */
+
+/*
+ * A backend the runtime resolves by its name (ops->name) ahead of the real
+ * ones; NULL removes it. "auto" never picks it.
+ */
+void tiermm__runtime_set_test_backend(const struct tiermm__backend_ops *ops);
+/* The world the engine acts on; NULL: the real one. */
+void tiermm__runtime_set_test_env(const struct tiermm__env_ops *ops, void *arg);
+
+#endif /* TIERMM_ENGINE_H */

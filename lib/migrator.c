@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The tiering engine's real world (engine.h, tiermm__real_env): the managed
+ * process's mappings from /proc/PID/maps, where their pages are from
+ * /proc/PID/numa_maps, and moves through place.c's mover (batched
+ * move_pages(2) with status checks, retries with back-off and THP handled
+ * by head address, tiering.h).
+ *
+ * Managed mappings: the writable ones (heap, stacks, anonymous and writable
+ * file mappings: where data lives, as the scan backend scans), except
+ * device mappings (/dev/..., other than /dev/zero and /dev/shm), whose pages
+ * move_pages(2) cannot move, and the kernel's special areas ([vvar], ...).
+ * Code and read-only data are left alone.
+ *
+ * Residency: numa_maps gives, per mapping, the pages on each node (the
+ * kernel walks the page tables: cheap for THP-backed memory, about a
+ * nanosecond a base page otherwise). Nodes are put in the fast tier, the
+ * slow tier or "other" with the topology's tiers. A mapping numa_maps does
+ * not list (a race with mmap) counts as empty until the next epoch.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "engine.h"
+
+struct env {
+	pid_t pid;
+	int fast_tier, slow_tier;
+	struct tiermm__mover *fast, *slow;
+	int8_t tier_class[TIERMM__MAX_NODES];	/* 0 fast, 1 slow, 2 other */
+};
+
+static void env_close(void *p)
+{
+	struct env *v = p;
+
+	if (!v)
+		return;
+	tiermm__mover_free(v->fast);
+	tiermm__mover_free(v->slow);
+	free(v);
+}
+
+static int env_open(void *arg, const struct tiermm__engine_cfg *cfg, void **out)
+{
+	struct env *v = calloc(1, sizeof(*v));
+	int ret, nn;
+
+	(void)arg;
+	*out = NULL;
+	if (!v)
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory");
+	v->pid = cfg->pid;
+	v->fast_tier = cfg->fast_tier;
+	v->slow_tier = cfg->slow_tier;
+	for (int i = 0; i < TIERMM__MAX_NODES; i++)
+		v->tier_class[i] = 2;
+	nn = tiermm_topo_nr_nodes(cfg->topo);
+	for (int i = 0; i < nn; i++) {
+		struct tiermm_node_info info = { .sz = sizeof(info) };
+
+		if (tiermm_topo_node(cfg->topo, i, &info) || info.os_index < 0 ||
+		    info.os_index >= TIERMM__MAX_NODES)
+			continue;
+		if (info.tier == cfg->fast_tier)
+			v->tier_class[info.os_index] = 0;
+		else if (info.tier == cfg->slow_tier)
+			v->tier_class[info.os_index] = 1;
+	}
+	ret = tiermm__mover_new(cfg->topo, cfg->pid, cfg->fast_tier, &v->fast);
+	if (!ret)
+		ret = tiermm__mover_new(cfg->topo, cfg->pid, cfg->slow_tier, &v->slow);
+	if (ret) {
+		env_close(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+static bool managed(const char *perms, const char *name)
+{
+	if (perms[1] != 'w')
+		return false;
+	if (name[0] == '[')
+		return !strcmp(name, "[heap]") || !strncmp(name, "[stack", 6) ||
+		       !strncmp(name, "[anon:", 6);
+	if (!strncmp(name, "/dev/", 5))
+		return !strncmp(name, "/dev/zero", 9) || !strncmp(name, "/dev/shm/", 9);
+	return true;
+}
+
+static FILE *open_proc(pid_t pid, const char *what)
+{
+	char path[64];
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	else
+		snprintf(path, sizeof(path), "/proc/self/%s", what);
+	return fopen(path, "re");
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = ((const struct tiermm__mapping *)b)->start;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Add the per-node counts of numa_maps to the mappings found in maps. */
+static void read_numa_maps(struct env *v, struct tiermm__mapping *m, size_t n)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f = open_proc(v->pid, "numa_maps");
+
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		uint64_t start, pages[3] = { 0 }, kb = 4;
+		struct tiermm__mapping *mp;
+		char *save = NULL, *tok;
+
+		if (sscanf(line, "%" SCNx64, &start) != 1)
+			continue;
+		mp = bsearch(&start, m, n, sizeof(*m), cmp_start);
+		if (!mp)
+			continue;
+		strtok_r(line, " \n", &save);
+		while ((tok = strtok_r(NULL, " \n", &save))) {
+			unsigned int node;
+			unsigned long long cnt;
+
+			if (sscanf(tok, "N%u=%llu", &node, &cnt) == 2)
+				pages[node < TIERMM__MAX_NODES ? v->tier_class[node] : 2] += cnt;
+			else if (!strncmp(tok, "kernelpagesize_kB=", 18))
+				kb = strtoull(tok + 18, NULL, 10);
+		}
+		mp->fast = pages[0] * kb * 1024;
+		mp->slow = pages[1] * kb * 1024;
+		mp->other = pages[2] * kb * 1024;
+	}
+	free(line);
+	fclose(f);
+}
+
+static int env_mappings(void *p, struct tiermm__mapping **out, size_t *nout)
+{
+	struct env *v = p;
+	struct tiermm__mapping *m = NULL, *tmp;
+	size_t n = 0, cap = 0, linecap = 0;
+	char *line = NULL;
+	int err;
+	FILE *f = open_proc(v->pid, "maps");
+
+	*out = NULL;
+	*nout = 0;
+	if (!f) {
+		err = errno;
+		if (err == ENOENT || err == ESRCH)
+			return tiermm__fail(ESRCH, "tiering engine: process %d is gone",
+					    (int)v->pid);
+		return tiermm__fail(err, "tiering engine: /proc/%d/maps: %s", (int)v->pid,
+				    strerror(err));
+	}
+	while (getline(&line, &linecap, f) > 0) {
+		uint64_t lo, hi;
+		char perms[8];
+		int off = 0;
+		const char *name;
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s%n", &lo, &hi, perms,
+			   &off) != 3 || hi <= lo || (lo >> 63))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		name = line + off;
+		name += strspn(name, " \t");
+		if (!managed(perms, name))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			tmp = realloc(m, cap * sizeof(*m));
+			if (!tmp) {
+				free(m);
+				free(line);
+				fclose(f);
+				return tiermm__fail(ENOMEM, "tiering engine: out of memory");
+			}
+			m = tmp;
+		}
+		m[n++] = (struct tiermm__mapping){ .start = lo, .end = hi };
+	}
+	free(line);
+	fclose(f);
+	if (!n && v->pid) {
+		/* A zombie's maps are empty. */
+		free(m);
+		return tiermm__fail(ESRCH, "tiering engine: process %d has exited",
+				    (int)v->pid);
+	}
+	read_numa_maps(v, m, n);
+	*out = m;
+	*nout = n;
+	return 0;
+}
+
+static void env_epoch(void *p)
+{
+	struct env *v = p;
+
+	tiermm__mover_refresh(v->fast);
+	tiermm__mover_refresh(v->slow);
+}
+
+static int env_move(void *p, uint64_t start, uint64_t end, int tier,
+		    struct tiermm__move_ctl *ctl, struct tiermm_move_result *r)
+{
+	struct env *v = p;
+
+	return tiermm__mover_run(tier == v->fast_tier ? v->fast : v->slow, start, end,
+				 ctl, r);
+}
+
+/* As of the last epoch() (or open()): the nodes' free memory above the low
+ * watermarks. */
+static uint64_t env_tier_free(void *p, int tier)
+{
+	struct env *v = p;
+
+	return tiermm__mover_free_bytes(tier == v->fast_tier ? v->fast : v->slow);
+}
+
+const struct tiermm__env_ops tiermm__real_env = {
+	.open = env_open,
+	.close = env_close,
+	.mappings = env_mappings,
+	.epoch = env_epoch,
+	.move = env_move,
+	.tier_free = env_tier_free,
+};

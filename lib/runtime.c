@@ -1,0 +1,929 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The in-process tiering runtime (tiermm_runtime_start(3)): two threads
+ * around the engine (engine.c) and a hotness backend.
+ *
+ *   sampler thread:  backend poll() every POLL interval -> observations in
+ *                    chunks -> liburcu wait-free queue (cds_wfcq_enqueue)
+ *   engine thread:   every epoch: dequeue -> range tree -> plan within the
+ *                    budget -> migration, paced -> statistics published
+ *
+ * Why two threads: the migration of an epoch may take long (move_pages(2)
+ * of many pages, all the more under a rate limit), and sampling must go on
+ * meanwhile (the scanner's passes, perf rings that would overflow, DAMON's
+ * queue). The sampler never waits for the engine: enqueueing is wait-free,
+ * and a queue that grows beyond QUEUE_MAX observations (the engine is far
+ * behind) drops chunks, counted as lost.
+ *
+ * The application's threads never wait for the runtime:
+ *  - tiermm_runtime_stats() copies the last published statistics inside an
+ *    RCU read-side critical section (liburcu-bp, as hints.c and rtree.c:
+ *    the readers are the application's threads, which the library cannot
+ *    register); the engine publishes a new copy once an epoch with
+ *    rcu_assign_pointer() and frees the old one after a grace period
+ *    (synchronize_rcu(): a membarrier, microseconds on hardware; under
+ *    TCG emulation it costs milliseconds, hence once, not more);
+ *  - tiermm_runtime_set_budget() stores one atomic word that the engine
+ *    reads at its next epoch;
+ *  - hints (tiermm_hint()) are read by the engine through their own RCU
+ *    snapshots.
+ * The runtime's mutex and condition variable are used by its two threads
+ * (the CPU quota's accounting, sleeping) and by stop(), never by those
+ * calls.
+ *
+ * Pacing of the migration (engine.h, struct tiermm__pace), checked before
+ * every move_pages(2) batch:
+ *  - rate limit: a token bucket of rate_limit bytes a second holding at
+ *    most one epoch's worth (at least 2 MiB, one huge page); a batch covers
+ *    at most the tokens left, so the bytes moved never exceed the bucket;
+ *  - CPU quota: credit grows by quota x wall time and shrinks by the CPU
+ *    time of the two runtime threads, capped at two epochs' worth; when it
+ *    is negative the migration stops for the epoch and the next epoch
+ *    waits until it is positive again. The sampler has a credit of its own
+ *    at half the quota (it skips polls when that runs out), so sampling
+ *    alone cannot starve classification and migration. CPU spent
+ *    outside our threads (kdamond, the damon backend's reader thread) is
+ *    reported under sampling but not throttled: the runtime cannot slow it
+ *    down other than by stopping it;
+ *  - stop(): the engine stops at the next batch (at most 64 MiB).
+ *
+ * fork(): the runtime's threads do not exist in a child. A handler
+ * registered with pthread_atfork() counts forks in the child; a handle
+ * started before the current fork count belongs to a parent, and every call
+ * but stop() fails with EOWNERDEAD. stop() then frees what is plain memory
+ * without touching the parent's kernel state: no join, no backend close
+ * (the damon backend would switch off the parent's kdamond), descriptors
+ * and the backend's own memory are left (inherited copies). The child
+ * starts a runtime of its own with tiermm_runtime_start() if it wants one
+ * ("not at all", unless asked). liburcu-bp's own fork handlers are
+ * registered by hints.c, which start() initialises.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu/urcu-bp.h>
+#include <urcu/wfcqueue.h>
+
+#include "internal.h"
+#include "engine.h"
+
+#define DEF_EPOCH_MS 500
+#define MIN_EPOCH_MS 10
+#define MAX_EPOCH_MS 60000
+#define DEF_RATE_MIB 256.0
+#define DEF_QUOTA 0.05
+#define POLL_MAX_NS 100000000ULL	/* sampler polls at least every 100 ms */
+#define POLL_MIN_NS 10000000ULL
+#define QUEUE_MAX (1u << 18)	/* observations queued (8 MiB) */
+#define SHARE_BIT (1ULL << 63)
+#define SHARE_ONE 1000000000ULL	/* shares in billionths */
+
+struct chunk {
+	struct cds_wfcq_node node;
+	size_t n;
+	struct tiermm__obs obs[];
+};
+
+struct tiermm_runtime {
+	unsigned long fork_gen;
+	/* Configuration, immutable once started. */
+	pid_t pid;
+	int fast_tier, slow_tier;
+	uint64_t epoch_ns, poll_ns;
+	double rate;		/* bytes/s; 0: unlimited */
+	double quota;		/* share of one CPU; 0: none */
+	uint64_t capacity;	/* fast tier, bytes */
+	uint64_t ps;
+	const struct tiermm__backend_ops *bops;
+	struct tiermm__backend *backend;
+	char backend_name[16];
+	char backend_why[512];
+	struct tiermm_topo *own_topo;
+	struct tiermm__engine *engine;
+	uint64_t t_start;
+
+	/* Sampler -> engine. */
+	struct __cds_wfcq_head qhead;
+	struct cds_wfcq_tail qtail;
+	uint64_t queued;	/* __atomic: observations in the queue */
+
+	/* __atomic counters. */
+	uint64_t samples, queue_lost, backend_lost;
+	uint64_t sampler_cpu_ns, engine_cpu_ns, helper_cpu_ns;
+	uint64_t sampler_skips;
+	uint64_t budget_req;	/* bytes, or SHARE_BIT | billionths */
+	int halt;
+
+	/* The runtime threads and stop(). */
+	pthread_t engine_thr, sampler_thr;
+	bool engine_started, sampler_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* under lock */
+	int state, error;
+	char error_msg[256];
+	double credit_ns;	/* CPU quota */
+	uint64_t q_wall, q_cpu;
+
+	/* Sampler thread only: its own share of the quota. */
+	double s_credit_ns;
+	uint64_t s_wall, s_cpu;
+
+	/* Engine thread only. */
+	double tokens;		/* rate limit, bytes */
+	uint64_t tok_last;
+	bool rate_hit, quota_hit;
+	uint64_t rate_limited, quota_limited;
+	uint64_t cpu_classify_ns, cpu_migrate_ns;
+
+	/* Published statistics (RCU). */
+	struct tiermm_runtime_stats *pub;
+};
+
+static unsigned long fork_gen;	/* __atomic; children increment it */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static const struct tiermm__backend_ops *test_backend;
+static const struct tiermm__env_ops *test_env;
+static void *test_env_arg;
+
+void tiermm__runtime_set_test_backend(const struct tiermm__backend_ops *ops)
+{
+	test_backend = ops;
+}
+
+void tiermm__runtime_set_test_env(const struct tiermm__env_ops *ops, void *arg)
+{
+	test_env = ops;
+	test_env_arg = arg;
+}
+
+static void fork_child(void)
+{
+	__atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void fork_setup(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool halted(struct tiermm_runtime *rt)
+{
+	return __atomic_load_n(&rt->halt, __ATOMIC_ACQUIRE);
+}
+
+/* Sleep until the absolute CLOCK_MONOTONIC time, or until halted. */
+static void sleep_until(struct tiermm_runtime *rt, uint64_t deadline)
+{
+	struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000ULL),
+			       .tv_nsec = (long)(deadline % 1000000000ULL) };
+
+	pthread_mutex_lock(&rt->lock);
+	while (!halted(rt) && mono_ns() < deadline)
+		if (pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+static void halt(struct tiermm_runtime *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	__atomic_store_n(&rt->halt, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/* The first end wins: EXITED for -ESRCH, else FAILED with the message. */
+static void finish(struct tiermm_runtime *rt, int err, const char *msg)
+{
+	pthread_mutex_lock(&rt->lock);
+	if (rt->state == TIERMM_RUNTIME_RUNNING) {
+		rt->state = err == -ESRCH ? TIERMM_RUNTIME_EXITED : TIERMM_RUNTIME_FAILED;
+		rt->error = err;
+		snprintf(rt->error_msg, sizeof(rt->error_msg), "%s", msg);
+	}
+	__atomic_store_n(&rt->halt, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	tiermm__log(err == -ESRCH ? TIERMM_LOG_INFO : TIERMM_LOG_ERROR,
+		    "tiering runtime for pid %d stopped: %s", (int)rt->pid, msg);
+}
+
+/* ---- CPU quota ---- */
+
+/* The credit now (under rt->lock). */
+static double credit_locked(struct tiermm_runtime *rt)
+{
+	uint64_t now = mono_ns();
+	uint64_t cpu = __atomic_load_n(&rt->sampler_cpu_ns, __ATOMIC_RELAXED) +
+		       __atomic_load_n(&rt->engine_cpu_ns, __ATOMIC_RELAXED);
+	double cap = rt->quota * 2.0 * (double)rt->epoch_ns;
+
+	rt->credit_ns += rt->quota * (double)(now - rt->q_wall) - (double)(cpu - rt->q_cpu);
+	if (rt->credit_ns > cap)
+		rt->credit_ns = cap;
+	rt->q_wall = now;
+	rt->q_cpu = cpu;
+	return rt->credit_ns;
+}
+
+static double credit(struct tiermm_runtime *rt)
+{
+	double c;
+
+	if (!rt->quota)
+		return 1;
+	pthread_mutex_lock(&rt->lock);
+	c = credit_locked(rt);
+	pthread_mutex_unlock(&rt->lock);
+	return c;
+}
+
+/*
+ * The sampler's credit: it may use half of the quota, so that sampling
+ * alone cannot starve classification and migration (the scanner on a large
+ * process, or under emulation, could take all of it).
+ */
+static double sampler_credit(struct tiermm_runtime *rt)
+{
+	uint64_t now = mono_ns(), cpu = thread_cpu_ns();
+	double share = rt->quota / 2, cap = share * 2.0 * (double)rt->epoch_ns;
+
+	if (!rt->quota)
+		return 1;
+	rt->s_credit_ns += share * (double)(now - rt->s_wall) - (double)(cpu - rt->s_cpu);
+	if (rt->s_credit_ns > cap)
+		rt->s_credit_ns = cap;
+	rt->s_wall = now;
+	rt->s_cpu = cpu;
+	return rt->s_credit_ns;
+}
+
+/* ---- sampler thread ---- */
+
+static int sink(const struct tiermm__obs *obs, size_t n, void *ctx)
+{
+	struct tiermm_runtime *rt = ctx;
+	struct chunk *c;
+
+	if (!n)
+		return 0;
+	__atomic_add_fetch(&rt->samples, n, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&rt->queued, __ATOMIC_RELAXED) + n > QUEUE_MAX ||
+	    !(c = malloc(sizeof(*c) + n * sizeof(*obs)))) {
+		__atomic_add_fetch(&rt->queue_lost, n, __ATOMIC_RELAXED);
+		return 0;
+	}
+	cds_wfcq_node_init(&c->node);
+	c->n = n;
+	memcpy(c->obs, obs, n * sizeof(*obs));
+	__atomic_add_fetch(&rt->queued, n, __ATOMIC_RELAXED);
+	cds_wfcq_enqueue(&rt->qhead, &rt->qtail, &c->node);
+	return 0;
+}
+
+static void sampler_counters(struct tiermm_runtime *rt)
+{
+	struct tiermm__backend_stats bs;
+
+	memset(&bs, 0, sizeof(bs));
+	rt->bops->stats(rt->backend, &bs);
+	__atomic_store_n(&rt->backend_lost, bs.lost + bs.dropped, __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->helper_cpu_ns, rt->bops->cpu_ns(rt->backend),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+}
+
+static void *sampler_main(void *arg)
+{
+	struct tiermm_runtime *rt = arg;
+	uint64_t next = mono_ns(), last_counters = 0;
+
+	rt->s_wall = mono_ns();
+	rt->s_cpu = thread_cpu_ns();
+	rt->s_credit_ns = rt->quota * (double)rt->epoch_ns;
+	while (!halted(rt)) {
+		uint64_t now;
+
+		if (sampler_credit(rt) >= 0) {
+			int ret = rt->bops->poll(rt->backend, sink, rt);
+
+			if (ret < 0) {
+				char msg[256];
+
+				snprintf(msg, sizeof(msg), "%s", tiermm_errmsg());
+				sampler_counters(rt);
+				finish(rt, ret, msg);
+				break;
+			}
+		} else {
+			__atomic_add_fetch(&rt->sampler_skips, 1, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+		now = mono_ns();
+		if (now - last_counters >= rt->epoch_ns / 2) {
+			sampler_counters(rt);
+			last_counters = now;
+		}
+		next += rt->poll_ns;
+		if (next < now)
+			next = now;
+		sleep_until(rt, next);
+	}
+	sampler_counters(rt);
+	return NULL;
+}
+
+/* ---- engine thread ---- */
+
+static uint64_t pace_allow(void *ctx)
+{
+	struct tiermm_runtime *rt = ctx;
+	uint64_t now;
+
+	if (halted(rt))
+		return 0;
+	if (rt->quota) {
+		__atomic_store_n(&rt->engine_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+		if (credit(rt) < 0) {
+			rt->quota_hit = true;
+			return 0;
+		}
+	}
+	if (!rt->rate)
+		return UINT64_MAX;
+	now = mono_ns();
+	rt->tokens += rt->rate * (double)(now - rt->tok_last) / 1e9;
+	rt->tok_last = now;
+	{
+		double cap = rt->rate * (double)rt->epoch_ns / 1e9;
+
+		if (cap < (double)(2u << 20))
+			cap = (double)(2u << 20);
+		if (rt->tokens > cap)
+			rt->tokens = cap;
+	}
+	if (rt->tokens < (double)rt->ps) {
+		rt->rate_hit = true;
+		return 0;
+	}
+	return (uint64_t)rt->tokens;
+}
+
+static void pace_used(void *ctx, uint64_t bytes)
+{
+	struct tiermm_runtime *rt = ctx;
+
+	rt->tokens -= (double)bytes;
+}
+
+static void budget_decode(uint64_t w, struct tiermm__budget_req *req)
+{
+	if (w & SHARE_BIT) {
+		req->share = (double)(w & ~SHARE_BIT) / (double)SHARE_ONE;
+		req->bytes = 0;
+	} else {
+		req->share = 0;
+		req->bytes = w;
+	}
+}
+
+/* Publish the statistics (engine thread, or start() before the threads). */
+static int publish(struct tiermm_runtime *rt)
+{
+	struct tiermm_runtime_stats *s = calloc(1, sizeof(*s)), *old;
+	uint64_t helper = __atomic_load_n(&rt->helper_cpu_ns, __ATOMIC_RELAXED);
+
+	if (!s)
+		return -ENOMEM;
+	s->sz = sizeof(*s);
+	pthread_mutex_lock(&rt->lock);
+	s->state = rt->state;
+	s->error = rt->error;
+	snprintf(s->error_msg, sizeof(s->error_msg), "%s", rt->error_msg);
+	pthread_mutex_unlock(&rt->lock);
+	s->pid = rt->pid;
+	s->fast_tier = rt->fast_tier;
+	s->slow_tier = rt->slow_tier;
+	snprintf(s->backend, sizeof(s->backend), "%s", rt->backend_name);
+	snprintf(s->backend_why, sizeof(s->backend_why), "%s", rt->backend_why);
+	tiermm__engine_stats(rt->engine, s);
+	s->samples = __atomic_load_n(&rt->samples, __ATOMIC_RELAXED);
+	s->samples_lost = __atomic_load_n(&rt->queue_lost, __ATOMIC_RELAXED) +
+			  __atomic_load_n(&rt->backend_lost, __ATOMIC_RELAXED);
+	s->rate_limited = rt->rate_limited;
+	s->quota_limited = rt->quota_limited +
+			   __atomic_load_n(&rt->sampler_skips, __ATOMIC_RELAXED);
+	s->cpu_sampling_s = (double)(__atomic_load_n(&rt->sampler_cpu_ns, __ATOMIC_RELAXED) +
+				     helper) / 1e9;
+	s->cpu_classify_s = (double)rt->cpu_classify_ns / 1e9;
+	s->cpu_migrate_s = (double)rt->cpu_migrate_ns / 1e9;
+	s->wall_s = (double)(mono_ns() - rt->t_start) / 1e9;
+	old = rt->pub;
+	rcu_assign_pointer(rt->pub, s);
+	if (old) {
+		urcu_bp_synchronize_rcu();
+		free(old);
+	}
+	return 0;
+}
+
+/* Dequeue every chunk into the engine. */
+static void drain(struct tiermm_runtime *rt)
+{
+	struct cds_wfcq_node *node;
+
+	while ((node = __cds_wfcq_dequeue_blocking(&rt->qhead, &rt->qtail))) {
+		struct chunk *c = caa_container_of(node, struct chunk, node);
+
+		tiermm__engine_record(rt->engine, c->obs, c->n);
+		__atomic_sub_fetch(&rt->queued, c->n, __ATOMIC_RELAXED);
+		free(c);
+	}
+}
+
+static void *engine_main(void *arg)
+{
+	struct tiermm_runtime *rt = arg;
+	struct tiermm__pace pace = { pace_allow, pace_used, rt };
+	uint64_t next = mono_ns() + rt->epoch_ns;
+
+	rt->tok_last = mono_ns();
+	while (!halted(rt)) {
+		struct tiermm__budget_req req;
+		uint64_t t0, t1, t2;
+		int ret;
+
+		sleep_until(rt, next);
+		if (halted(rt))
+			break;
+		/* Over the CPU quota: wait until the credit is back. */
+		__atomic_store_n(&rt->engine_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+		if (rt->quota) {
+			double c = credit(rt);
+
+			if (c < 0) {
+				rt->quota_limited++;
+				sleep_until(rt, mono_ns() + (uint64_t)(-c / rt->quota) + 1);
+				if (halted(rt))
+					break;
+			}
+		}
+		t0 = thread_cpu_ns();
+		drain(rt);
+		budget_decode(__atomic_load_n(&rt->budget_req, __ATOMIC_RELAXED), &req);
+		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
+		t1 = thread_cpu_ns();
+		rt->cpu_classify_ns += t1 - t0;
+		if (ret) {
+			finish(rt, ret, tiermm_errmsg());
+			break;
+		}
+		rt->rate_hit = rt->quota_hit = false;
+		ret = tiermm__engine_migrate(rt->engine, &pace);
+		t2 = thread_cpu_ns();
+		rt->cpu_migrate_ns += t2 - t1;
+		rt->rate_limited += rt->rate_hit;
+		rt->quota_limited += rt->quota_hit;
+		__atomic_store_n(&rt->engine_cpu_ns, t2, __ATOMIC_RELAXED);
+		if (ret < 0) {
+			finish(rt, ret, tiermm_errmsg());
+			break;
+		}
+		publish(rt);
+		next += rt->epoch_ns;
+		if (next < mono_ns())
+			next = mono_ns();
+	}
+	publish(rt);
+	return NULL;
+}
+
+/* ---- the API ---- */
+
+static int check_alive(const struct tiermm_runtime *rt, const char *what)
+{
+	if (!rt)
+		return tiermm__fail(EINVAL, "%s: rt is NULL", what);
+	if (rt->fork_gen != __atomic_load_n(&fork_gen, __ATOMIC_RELAXED))
+		return tiermm__fail(EOWNERDEAD,
+				    "%s: this runtime was started before fork(); the child has no runtime (its threads exist in the parent only): free the handle with tiermm_runtime_stop() and start a new one",
+				    what);
+	return 0;
+}
+
+/* Free everything; threads joined or (child) never there. */
+static void rt_free(struct tiermm_runtime *rt, bool child)
+{
+	struct cds_wfcq_node *node;
+
+	for (;;) {
+		node = child ? __cds_wfcq_dequeue_nonblocking(&rt->qhead, &rt->qtail) :
+			       __cds_wfcq_dequeue_blocking(&rt->qhead, &rt->qtail);
+		if (!node || node == CDS_WFCQ_WOULDBLOCK)
+			break;
+		free(caa_container_of(node, struct chunk, node));
+	}
+	if (!child && rt->backend)
+		rt->bops->close(rt->backend);
+	tiermm__engine_free(rt->engine);
+	tiermm_topo_free(rt->own_topo);
+	free(rt->pub);
+	if (!child) {
+		pthread_mutex_destroy(&rt->lock);
+		pthread_cond_destroy(&rt->cond);
+	}
+	free(rt);
+}
+
+int tiermm_runtime_stop(struct tiermm_runtime *rt)
+{
+	int saved = errno;
+
+	if (!rt)
+		return 0;
+	if (rt->fork_gen != __atomic_load_n(&fork_gen, __ATOMIC_RELAXED)) {
+		rt_free(rt, true);
+		errno = saved;
+		return 0;
+	}
+	halt(rt);
+	if (rt->sampler_started)
+		pthread_join(rt->sampler_thr, NULL);
+	if (rt->engine_started)
+		pthread_join(rt->engine_thr, NULL);
+	rt_free(rt, false);
+	errno = saved;
+	return 0;
+}
+
+int tiermm_runtime_stats(struct tiermm_runtime *rt, struct tiermm_runtime_stats *stats)
+{
+	const struct tiermm_runtime_stats *s;
+	struct tiermm_runtime_stats copy;
+	size_t sz;
+	int ret = check_alive(rt, "tiermm_runtime_stats"), saved = errno;
+
+	if (ret)
+		return ret;
+	if (!stats || stats->sz < offsetof(struct tiermm_runtime_stats, error))
+		return tiermm__fail(EINVAL,
+				    "tiermm_runtime_stats: stats is NULL or stats->sz (%zu) is not set",
+				    stats ? stats->sz : 0);
+	sz = stats->sz < sizeof(copy) ? stats->sz : sizeof(copy);
+	urcu_bp_read_lock();
+	s = rcu_dereference(rt->pub);
+	memcpy(&copy, s, sizeof(copy));
+	urcu_bp_read_unlock();
+	copy.sz = sz;
+	if (copy.state == TIERMM_RUNTIME_RUNNING)
+		copy.wall_s = (double)(mono_ns() - rt->t_start) / 1e9;
+	memcpy(stats, &copy, sz);
+	errno = saved;
+	return 0;
+}
+
+static int set_budget_word(struct tiermm_runtime *rt, uint64_t w)
+{
+	__atomic_store_n(&rt->budget_req, w, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int tiermm_runtime_set_budget(struct tiermm_runtime *rt, uint64_t bytes)
+{
+	int ret = check_alive(rt, "tiermm_runtime_set_budget");
+
+	if (ret)
+		return ret;
+	if (bytes > rt->capacity)
+		return tiermm__fail(EINVAL,
+				    "tiermm_runtime_set_budget: %" PRIu64 " bytes is more than the fast tier (tier %d) holds, %" PRIu64 " bytes",
+				    bytes, rt->fast_tier, rt->capacity);
+	return set_budget_word(rt, bytes);
+}
+
+int tiermm_runtime_set_budget_share(struct tiermm_runtime *rt, double share)
+{
+	int ret = check_alive(rt, "tiermm_runtime_set_budget_share");
+
+	if (ret)
+		return ret;
+	if (!(share > 0 && share <= 1))
+		return tiermm__fail(EINVAL,
+				    "tiermm_runtime_set_budget_share: share %g is not in (0, 1]",
+				    share);
+	return set_budget_word(rt, SHARE_BIT | (uint64_t)(share * (double)SHARE_ONE + 0.5));
+}
+
+/* The fast tier's size: its nodes' capacities (else their MemTotal here). */
+static uint64_t tier_capacity(const struct tiermm_topo *topo, int tier)
+{
+	uint64_t sum = 0;
+	int nn = tiermm_topo_nr_nodes(topo);
+
+	for (int i = 0; i < nn; i++) {
+		struct tiermm_node_info info = { .sz = sizeof(info) };
+		uint64_t cap;
+
+		if (tiermm_topo_node(topo, i, &info) || info.tier != tier)
+			continue;
+		cap = info.capacity;
+		if (!cap) {
+			struct tiermm__fs fs = { .root = "" };
+			char path[96], buf[4096], *p;
+			unsigned long long kb;
+
+			snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo",
+				 info.os_index);
+			if (tiermm__fs_read(&fs, path, buf, sizeof(buf)) > 0 &&
+			    (p = strstr(buf, "MemTotal:")) && sscanf(p, "MemTotal: %llu", &kb) == 1)
+				cap = (uint64_t)kb * 1024;
+		}
+		sum += cap;
+	}
+	return sum;
+}
+
+static int resolve_backend(const struct tiermm_runtime_opts *o,
+			   const struct tiermm__backend_cfg *cfg,
+			   const struct tiermm__backend_ops **ops, char *why, size_t whylen)
+{
+	const char *name = o->backend ? o->backend : "auto";
+	char one[512];
+	int ret;
+
+	if (test_backend && !strcmp(name, test_backend->name)) {
+		*ops = test_backend;
+		snprintf(why, whylen, "%s (test backend)", name);
+		return 0;
+	}
+	if (!strcmp(name, "auto")) {
+		ret = tiermm__backend_auto(cfg, ops, why, whylen);
+		if (ret == -ENODEV) {
+			char list[1024];
+
+			snprintf(list, sizeof(list), "%s", tiermm_errmsg());
+			return tiermm__fail(ENOTSUP, "tiermm_runtime_start: %s", list);
+		}
+		return ret;
+	}
+	*ops = tiermm__backend_find(name);
+	if (!*ops) {
+		snprintf(one, sizeof(one), "%s", tiermm_errmsg());
+		return tiermm__fail(EINVAL, "tiermm_runtime_start: %s", one);
+	}
+	one[0] = '\0';
+	if ((*ops)->usable(cfg, one, sizeof(one)) != 1)
+		return tiermm__fail(ENOTSUP,
+				    "tiermm_runtime_start: backend '%s' was asked for and is not usable (no fallback): %s",
+				    name, one[0] ? one : "no reason given");
+	snprintf(why, whylen, "%s (asked for: %s)", name, one);
+	return 0;
+}
+
+/* Checks that need nothing but the options. */
+static int check_opts(const struct tiermm_runtime_opts *o)
+{
+	const unsigned int known = TIERMM_RUNTIME_NO_RATE_LIMIT | TIERMM_RUNTIME_NO_CPU_QUOTA;
+	const char *w = "tiermm_runtime_start";
+
+	if (o->flags & ~known)
+		return tiermm__fail(EINVAL, "%s: unknown flags 0x%x", w, o->flags & ~known);
+	if (o->pid < 0)
+		return tiermm__fail(EINVAL, "%s: pid %d is negative", w, (int)o->pid);
+	if (!(o->budget_share >= 0 && o->budget_share <= 1))
+		return tiermm__fail(EINVAL, "%s: budget_share %g is not in (0, 1]", w,
+				    o->budget_share);
+	if (o->budget_share > 0 && o->budget_bytes)
+		return tiermm__fail(EINVAL, "%s: budget_bytes and budget_share are both set", w);
+	if (o->epoch_ms && (o->epoch_ms < MIN_EPOCH_MS || o->epoch_ms > MAX_EPOCH_MS))
+		return tiermm__fail(EINVAL, "%s: epoch_ms %u is not in %d..%d", w, o->epoch_ms,
+				    MIN_EPOCH_MS, MAX_EPOCH_MS);
+	if (!(o->rate_limit_mib_s >= 0) || !isfinite(o->rate_limit_mib_s))
+		return tiermm__fail(EINVAL, "%s: rate_limit_mib_s %g is negative or not finite",
+				    w, o->rate_limit_mib_s);
+	if ((o->flags & TIERMM_RUNTIME_NO_RATE_LIMIT) && o->rate_limit_mib_s)
+		return tiermm__fail(EINVAL, "%s: rate_limit_mib_s with TIERMM_RUNTIME_NO_RATE_LIMIT",
+				    w);
+	if (!(o->cpu_quota >= 0) || !isfinite(o->cpu_quota))
+		return tiermm__fail(EINVAL, "%s: cpu_quota %g is negative or not finite", w,
+				    o->cpu_quota);
+	if ((o->flags & TIERMM_RUNTIME_NO_CPU_QUOTA) && o->cpu_quota)
+		return tiermm__fail(EINVAL, "%s: cpu_quota with TIERMM_RUNTIME_NO_CPU_QUOTA", w);
+	if (o->fast_tier < 0 || o->slow_tier < 0)
+		return tiermm__fail(ENOENT, "%s: tier %d does not exist", w,
+				    o->fast_tier < 0 ? o->fast_tier : o->slow_tier);
+	return 0;
+}
+
+static int start_thread(struct tiermm_runtime *rt, pthread_t *thr, void *(*fn)(void *),
+			const char *name)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* The application's signals are not ours to receive. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(thr, NULL, fn, rt);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return tiermm__fail(ret, "tiermm_runtime_start: cannot start a thread: %s",
+				    strerror(ret));
+	pthread_setname_np(*thr, name);
+	return 0;
+}
+
+int tiermm_runtime_start(const struct tiermm_runtime_opts *opts, struct tiermm_runtime **out)
+{
+	const size_t min_sz = offsetof(struct tiermm_runtime_opts, pid) + sizeof(pid_t);
+	struct tiermm_runtime_opts o;
+	struct tiermm__backend_cfg bcfg;
+	struct tiermm__engine_cfg ecfg;
+	const struct tiermm__backend_ops *bops = NULL;
+	const struct tiermm_topo *topo;
+	struct tiermm_runtime *rt = NULL;
+	pthread_condattr_t ca;
+	uint64_t fast_now, resident;
+	char why[512];
+	int ret, nr_tiers, saved = errno;
+
+	if (!out)
+		return tiermm__fail(EINVAL, "tiermm_runtime_start: rt is NULL");
+	*out = NULL;
+	ret = tiermm__opts_check(opts, min_sz, sizeof(o), "tiermm_runtime_start");
+	if (ret)
+		return ret;
+	memset(&o, 0, sizeof(o));
+	if (opts)
+		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+	ret = check_opts(&o);
+	if (ret)
+		return ret;
+	if (o.pid && kill(o.pid, 0) && errno == ESRCH)
+		return tiermm__fail(ESRCH, "tiermm_runtime_start: process %d does not exist",
+				    (int)o.pid);
+	pthread_once(&fork_once, fork_setup);
+	/* hints.c's fork handlers keep liburcu-bp usable in children. */
+	tiermm__hints_generation();
+
+	memset(&bcfg, 0, sizeof(bcfg));
+	bcfg.pid = o.pid;
+	why[0] = '\0';
+	ret = resolve_backend(&o, &bcfg, &bops, why, sizeof(why));
+	if (ret)
+		return ret;
+
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return tiermm__fail(ENOMEM, "tiermm_runtime_start: out of memory");
+	rt->fork_gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+	rt->t_start = mono_ns();
+	rt->pid = o.pid;
+	rt->ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	rt->bops = bops;
+	snprintf(rt->backend_name, sizeof(rt->backend_name), "%s", bops->name);
+	snprintf(rt->backend_why, sizeof(rt->backend_why), "%s", why);
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	__cds_wfcq_init(&rt->qhead, &rt->qtail);
+
+	topo = o.topo;
+	if (!topo) {
+		ret = tiermm_topo_load(NULL, &rt->own_topo);
+		if (ret)
+			goto fail;
+		topo = rt->own_topo;
+	}
+	nr_tiers = tiermm_topo_nr_tiers(topo);
+	rt->fast_tier = o.fast_tier;
+	rt->slow_tier = o.slow_tier ? o.slow_tier : nr_tiers - 1;
+	if (rt->fast_tier >= nr_tiers || rt->slow_tier >= nr_tiers) {
+		ret = tiermm__fail(ENOENT,
+				   "tiermm_runtime_start: tier %d does not exist (the topology has %d tier%s, 0..%d)",
+				   rt->fast_tier >= nr_tiers ? rt->fast_tier : rt->slow_tier,
+				   nr_tiers, nr_tiers == 1 ? "" : "s", nr_tiers - 1);
+		goto fail;
+	}
+	if (nr_tiers < 2) {
+		ret = tiermm__fail(ENOTSUP,
+				   "tiermm_runtime_start: the machine has one memory tier: nothing to tier");
+		goto fail;
+	}
+	if (rt->fast_tier >= rt->slow_tier) {
+		ret = tiermm__fail(EINVAL,
+				   "tiermm_runtime_start: the fast tier (%d) must be faster than the slow tier (%d): a lower index",
+				   rt->fast_tier, rt->slow_tier);
+		goto fail;
+	}
+	rt->capacity = tier_capacity(topo, rt->fast_tier);
+	if (o.budget_bytes > rt->capacity) {
+		char nodes[128] = "";
+
+		tiermm_topo_tier_nodes(topo, rt->fast_tier, nodes, sizeof(nodes));
+		ret = tiermm__fail(EINVAL,
+				   "tiermm_runtime_start: budget of %" PRIu64 " bytes is more than the fast tier (tier %d, node%s %s) holds, %" PRIu64 " bytes",
+				   o.budget_bytes, rt->fast_tier, strpbrk(nodes, ",-") ? "s" : "",
+				   nodes, rt->capacity);
+		goto fail;
+	}
+	rt->epoch_ns = (uint64_t)(o.epoch_ms ? o.epoch_ms : DEF_EPOCH_MS) * 1000000ULL;
+	rt->poll_ns = rt->epoch_ns / 10;
+	if (rt->poll_ns > POLL_MAX_NS)
+		rt->poll_ns = POLL_MAX_NS;
+	if (rt->poll_ns < POLL_MIN_NS)
+		rt->poll_ns = POLL_MIN_NS;
+	rt->rate = (o.flags & TIERMM_RUNTIME_NO_RATE_LIMIT) ? 0 :
+		   (o.rate_limit_mib_s ? o.rate_limit_mib_s : DEF_RATE_MIB) * 1048576.0;
+	rt->quota = (o.flags & TIERMM_RUNTIME_NO_CPU_QUOTA) ? 0 :
+		    (o.cpu_quota ? o.cpu_quota : DEF_QUOTA);
+	rt->credit_ns = rt->quota * 2.0 * (double)rt->epoch_ns;
+	rt->q_wall = mono_ns();
+	rt->tokens = rt->rate * (double)rt->epoch_ns / 1e9;
+
+	memset(&ecfg, 0, sizeof(ecfg));
+	ecfg.pid = o.pid;
+	ecfg.topo = topo;
+	ecfg.fast_tier = rt->fast_tier;
+	ecfg.slow_tier = rt->slow_tier;
+	ecfg.nr_tiers = nr_tiers;
+	ret = tiermm__engine_new(&ecfg, test_env ? test_env : &tiermm__real_env,
+				 test_env ? test_env_arg : NULL, &rt->engine);
+	if (ret)
+		goto fail;
+	tiermm__engine_usage(rt->engine, &fast_now, &resident);
+	if (o.budget_share > 0) {
+		rt->budget_req = SHARE_BIT | (uint64_t)(o.budget_share * (double)SHARE_ONE + 0.5);
+	} else if (o.budget_bytes) {
+		rt->budget_req = o.budget_bytes;
+	} else {
+		uint64_t b = fast_now + tiermm__engine_tier_free(rt->engine, rt->fast_tier);
+
+		rt->budget_req = b < rt->capacity ? b : rt->capacity;
+	}
+
+	ret = bops->open(&bcfg, &rt->backend);
+	if (ret)
+		goto fail;
+	ret = publish(rt);
+	if (ret) {
+		ret = tiermm__fail(ENOMEM, "tiermm_runtime_start: out of memory");
+		goto fail;
+	}
+	ret = start_thread(rt, &rt->sampler_thr, sampler_main, "tiermm-sampler");
+	if (ret)
+		goto fail;
+	rt->sampler_started = true;
+	ret = start_thread(rt, &rt->engine_thr, engine_main, "tiermm-engine");
+	if (ret)
+		goto fail;
+	rt->engine_started = true;
+	tiermm__log(TIERMM_LOG_INFO,
+		    "tiering runtime: pid %d, backend %s, tiers %d -> %d, budget %s%" PRIu64 "%s, epoch %" PRIu64 " ms",
+		    (int)rt->pid, rt->backend_why, rt->fast_tier, rt->slow_tier,
+		    (rt->budget_req & SHARE_BIT) ? "share " : "",
+		    (uint64_t)((rt->budget_req & SHARE_BIT) ? (rt->budget_req & ~SHARE_BIT) :
+						      rt->budget_req),
+		    (rt->budget_req & SHARE_BIT) ? " ppb" : " bytes", rt->epoch_ns / 1000000);
+	*out = rt;
+	errno = saved;
+	return 0;
+fail:
+	if (rt->sampler_started || rt->engine_started) {
+		halt(rt);
+		if (rt->sampler_started)
+			pthread_join(rt->sampler_thr, NULL);
+		if (rt->engine_started)
+			pthread_join(rt->engine_thr, NULL);
+	}
+	rt_free(rt, false);
+	errno = -ret;
+	return ret;
+}
