@@ -25,7 +25,10 @@
  * bytes are on the fast tier by the user's decision, so they are taken out
  * of the budget before the hot set is fitted (tiermm__fit_hot_set(), with
  * the tree's hysteresis: an incumbent stays unless a range 1.2 times
- * denser needs its room).
+ * denser needs its room). A range not in the hot set whose decayed count is
+ * below NOISE_FLOOR (about one observation an epoch) is not promoted: with
+ * the budget larger than the hot set, the fit would otherwise fill it with
+ * memory touched once, long ago.
  *
  * Migration, in this order, each step paced by the runtime (rate limit,
  * CPU quota, stop) batch by batch:
@@ -71,6 +74,8 @@
 #define WINDOW_MAX (64ULL << 20)	/* bytes one batch covers at most: keeps a
 					 * batch (and stop()) short with THPs */
 #define HINT_BIAS 4.0
+#define NOISE_FLOOR 1.0		/* decayed count below which a range is not
+				 * newly promoted */
 #define HUGE_BYTES (2ULL << 20)	/* one PMD-mapped huge page */
 #define MAKE_ROOM_ROUNDS 32	/* demotions for room, an epoch ... */
 #define MAKE_ROOM_CHUNK (8ULL << 20)	/* ... of this much at most each */
@@ -507,6 +512,14 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		r->density *= bias;
 		r->count *= bias;
 	}
+	/*
+	 * Less than one observation an epoch is noise (the first touch of
+	 * memory that is never used again decays for tens of epochs): not
+	 * worth a promotion. Incumbents keep their place by the hysteresis.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (!rk[i].hot && rk[i].count < NOISE_FLOOR)
+			rk[i].count = 0;
 	if (e->nhints)
 		qsort(rk, n, sizeof(*rk), cmp_key);
 	if (rstate_update(e, rk, n, &rs)) {
@@ -529,18 +542,6 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 	e->rs = rs;
 	e->nrk = n;
 	return 0;
-}
-
-size_t tiermm__engine_plan(struct tiermm__engine *e, struct tiermm__range *out,
-			   uint64_t *hot, size_t max)
-{
-	for (size_t i = 0; i < e->nrk && i < max; i++) {
-		if (out)
-			out[i] = e->rk[i];
-		if (hot)
-			hot[i] = e->hot[i];
-	}
-	return e->nrk;
 }
 
 /* ---- migration ---- */

@@ -66,7 +66,10 @@ struct tiermm__env_ops {
 	 */
 	int (*move)(void *env, uint64_t start, uint64_t end, int tier,
 		    struct tiermm__move_ctl *ctl, struct tiermm_move_result *r);
-	/* Free bytes the tier can take now (its nodes' usable free memory). */
+	/*
+	 * Free bytes the tier can take (its nodes' usable free memory above
+	 * the low watermarks), as of the last epoch() or open().
+	 */
 	uint64_t (*tier_free)(void *env, int tier);
 };
 
@@ -130,14 +133,6 @@ int tiermm__engine_migrate(struct tiermm__engine *e,
 /* The engine's counters into the engine fields of s (not the runtime's). */
 void tiermm__engine_stats(struct tiermm__engine *e,
 			  struct tiermm_runtime_stats *s);
-
-/*
- * The last plan, for tests: up to max ranges of the ranking (densest first,
- * with the hints' bias) into out, with hot[] the planned bytes of each.
- * Returns how many ranges the plan has.
- */
-size_t tiermm__engine_plan(struct tiermm__engine *e, struct tiermm__range *out,
-			   uint64_t *hot, size_t max);
 
 /* ---- Test hooks (runtime.c). Not thread-safe: set before start(). ---- */
 

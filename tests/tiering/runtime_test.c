@@ -15,8 +15,8 @@
  *                                  windows, a budget that changes)
  *   runtime_test pins BACKEND      PIN_FAST, PIN_SLOW and NO_MIGRATE ranges
  *                                  keep their pages with the fast tier
- *                                  nearly full (another process) and a tight
- *                                  budget
+ *                                  nearly full (another process) while the
+ *                                  engine demotes and promotes around them
  *   runtime_test budget BACKEND    set_budget / set_budget_share take effect
  *                                  at the next epoch
  *   runtime_test exit BACKEND [ROUNDS]
@@ -474,7 +474,7 @@ static int cmd_pins(void)
 	uint64_t hot_fast = 0, cold_fast0;
 	const char *names[4] = { "PIN_FAST", "NO_MIGRATE (fast, cold)", "NO_MIGRATE (slow, hot)",
 				 "PIN_SLOW (hot)" };
-	int pfd[2], status;
+	int go[2], done[2], status;
 	pid_t filler;
 	char *p, c;
 	double t0;
@@ -483,34 +483,40 @@ static int cmd_pins(void)
 	 * Memory pressure: another process fills the fast tier but ~96 MiB.
 	 * Forked before the region exists: pages shared copy-on-write with it
 	 * could not be moved (EACCES), and a write would copy them to the
-	 * writer's node, which is no move of the engine's.
+	 * writer's node, which is no move of the engine's. It fills once the
+	 * region is in place (go), and says when it is done (done).
 	 */
-	if (pipe(pfd))
+	if (pipe(go) || pipe(done))
 		die("pipe");
 	filler = fork();
 	if (filler < 0)
 		die("fork");
 	if (!filler) {
-		uint64_t f0 = node_free(0), f1 = node_free(1);
-		size_t n0 = f0 > 48 * MIB ? (size_t)(f0 - 48 * MIB) : 0;
-		size_t n1 = f1 > 48 * MIB ? (size_t)(f1 - 48 * MIB) : 0;
-		char *a = n0 ? region(n0, false) : NULL, *b = n1 ? region(n1, false) : NULL;
+		uint64_t f0, f1;
+		size_t n0, n1;
+		char *a, *b;
 
+		close(go[1]);
+		close(done[0]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		f0 = node_free(0);
+		f1 = node_free(1);
+		n0 = f0 > 48 * MIB ? (size_t)(f0 - 48 * MIB) : 0;
+		n1 = f1 > 48 * MIB ? (size_t)(f1 - 48 * MIB) : 0;
+		a = n0 ? region(n0, false) : NULL;
+		b = n1 ? region(n1, false) : NULL;
 		if (a)
 			move_to(0, a, n0, 0);
 		if (b)
 			move_to(0, b, n1, 1);
-		if (write(pfd[1], "x", 1) != 1)
+		if (write(done[1], "x", 1) != 1)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
-	close(pfd[1]);
-	if (read(pfd[0], &c, 1) != 1)
-		die("filler");
-	close(pfd[0]);
-	free_fast = node_free(0) + node_free(1);
-	note("fast tier usable free memory with the filler: %" PRIu64 " MiB", free_fast / MIB);
+	close(go[0]);
+	close(done[1]);
 	p = region(len, false);
 
 	/*
@@ -528,10 +534,20 @@ static int cmd_pins(void)
 	for (int k = 0; k < 4; k++)
 		nodes_of(p + (size_t)k * part, part, before[k]);
 	cold_fast0 = on_fast(0, p + 5 * part, part, NULL);
+	if (write(go[1], "x", 1) != 1 || read(done[0], &c, 1) != 1)
+		die("filler");
+	close(go[1]);
+	close(done[0]);
+	free_fast = node_free(0) + node_free(1);
+	note("fast tier usable free memory with the filler: %" PRIu64 " MiB", free_fast / MIB);
 
 	start_hammers(h, th, 3, p + 2 * part, 3 * part);	/* P2, P3, P4 */
-	/* PIN_FAST (32 MiB) counts in the budget: 32 MiB left for the engine. */
-	rt = start(0, 64 * MIB);
+	/*
+	 * What is on the fast tier counts in the budget, pinned or not: P0
+	 * and P1 (64 MiB) + 32 MiB for the hot part + 8 MiB for the rest of
+	 * the process.
+	 */
+	rt = start(0, 104 * MIB);
 	t0 = now_s();
 	while (now_s() - t0 < timeout_s) {
 		sleep(2);

@@ -50,6 +50,7 @@
 #define TIER0_BYTES (1024 * MIB)	/* nodes 2 and 4: 512 MiB each */
 
 static struct tiermm_topo *topo;
+static struct tiermm_runtime *running;	/* stopped by teardown if a test fails */
 
 /* ---- the fake world ---------------------------------------------------- */
 
@@ -383,6 +384,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	if (running)
+		tiermm_runtime_stop(running);
+	running = NULL;
 	tiermm__runtime_set_test_backend(NULL);
 	tiermm__runtime_set_test_env(NULL, NULL);
 	tiermm__hints_reset();
@@ -410,7 +414,26 @@ static struct tiermm_runtime *start_fake(uint64_t budget, unsigned int flags,
 		print_message("start: %s\n", tiermm_errmsg());
 	assert_int_equal(ret, 0);
 	assert_non_null(rt);
+	running = rt;
 	return rt;
+}
+
+static void stop_fake(struct tiermm_runtime *rt)
+{
+	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	if (running == rt)
+		running = NULL;
+}
+
+/* The statistics of an epoch that ended after now (they are published at
+ * the end of each epoch). */
+static struct tiermm_runtime_stats next_stats(struct tiermm_runtime *rt)
+{
+	uint64_t e0 = get_stats(rt).epochs;
+
+	while (get_stats(rt).epochs < e0 + 2)
+		sleep_ms(2);
+	return get_stats(rt);
 }
 
 #define FREE_RUN (TIERMM_RUNTIME_NO_RATE_LIMIT | TIERMM_RUNTIME_NO_CPU_QUOTA)
@@ -628,7 +651,7 @@ static void test_bad_opts(void **state)
 			struct tiermm_runtime *rt = NULL;
 
 			assert_int_equal(tiermm_runtime_start(&big.o, &rt), 0);
-			assert_int_equal(tiermm_runtime_stop(rt), 0);
+			stop_fake(rt);
 		}
 	}
 	assert_int_equal(tiermm_runtime_start(NULL, NULL), -EINVAL);
@@ -659,7 +682,7 @@ static void test_promote_hot(void **state)
 	set_hot(1, 0, REGION, 0);
 	rt = start_fake(64 * MIB, FREE_RUN, 0, 0);
 	epochs = wait_placed(rt, 96 * MIB, 32 * MIB, NODE_FAST, 10000);
-	s = get_stats(rt);
+	s = next_stats(rt);
 	print_message("  hot set promoted after %ld epochs: %" PRIu64 " pages promoted, %" PRIu64
 		      " demoted, hot set %" PRIu64 " MiB, budget %" PRIu64 " MiB, %" PRIu64
 		      " ranges, %" PRIu64 " samples, backend %s\n",
@@ -683,7 +706,7 @@ static void test_promote_hot(void **state)
 	sleep_ms(200);
 	assert_true(W.max_fast_pages * PG <= 64 * MIB);
 	assert_int_equal(pages_on(0, 64 * MIB, NODE_SLOW), 64 * MIB / PG);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	assert_no_violation();
 }
 
@@ -705,7 +728,7 @@ static void test_budget_demote(void **state)
 	t_end = now_ns() + 10000000000ULL;
 	while (now_ns() < t_end && pages_on(0, REGION, NODE_FAST) > 32 * MIB / PG)
 		sleep_ms(5);
-	s = get_stats(rt);
+	s = next_stats(rt);
 	print_message("  demoted to the budget after %" PRIu64 " epochs: %" PRIu64
 		      " pages demoted, fast %" PRIu64 " MiB\n",
 		      s.epochs, s.demoted_pages, pages_on(0, REGION, NODE_FAST) * PG / MIB);
@@ -720,12 +743,12 @@ static void test_budget_demote(void **state)
 	t_end = now_ns() + 10000000000ULL;
 	while (now_ns() < t_end && pages_on(0, REGION, NODE_FAST) > 8 * MIB / PG)
 		sleep_ms(5);
-	s = get_stats(rt);
+	s = next_stats(rt);
 	print_message("  budget 32 -> 8 MiB: %" PRIu64 " epochs later, fast %" PRIu64 " MiB\n",
 		      s.epochs - e0, pages_on(0, REGION, NODE_FAST) * PG / MIB);
 	assert_int_equal(s.budget_bytes, 8 * MIB);
 	assert_true(pages_on(0, REGION, NODE_FAST) * PG <= 8 * MIB);
-	assert_true(s.epochs - e0 <= 6);
+	assert_true(s.epochs - e0 <= 8);
 	assert_int_equal(pages_on(32 * MIB, 8 * MIB, NODE_FAST) +
 			 pages_on(40 * MIB, 8 * MIB, NODE_FAST), 8 * MIB / PG);
 
@@ -734,7 +757,7 @@ static void test_budget_demote(void **state)
 	e0 = get_stats(rt).epochs;
 	while (get_stats(rt).epochs < e0 + 2)
 		sleep_ms(5);
-	s = get_stats(rt);
+	s = next_stats(rt);
 	assert_int_equal(s.budget_bytes, (uint64_t)(0.125 * (double)(REGION - 32 * MIB)));
 	/* Bad budgets change nothing. */
 	assert_int_equal(tiermm_runtime_set_budget(rt, TIER0_BYTES + 1), -EINVAL);
@@ -749,7 +772,7 @@ static void test_budget_demote(void **state)
 	assert_int_equal(tiermm_runtime_set_budget(rt, 0), 0);
 	epochs = wait_placed(rt, 0, REGION - 32 * MIB, NODE_SLOW, 10000);
 	assert_true(epochs > 0);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	assert_no_violation();
 }
 
@@ -771,8 +794,8 @@ static void test_make_room(void **state)
 	set_hot(0, 96 * MIB, 16 * MIB, 8);
 	rt = start_fake(32 * MIB, FREE_RUN, 0, 0);
 	epochs = wait_placed(rt, 96 * MIB, 16 * MIB, NODE_FAST, 10000);
-	s = get_stats(rt);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	s = next_stats(rt);
+	stop_fake(rt);
 	print_message("  budget-bound: hot set placed at epoch %ld, %" PRIu64 " MiB demoted for room, fast tier at most %" PRIu64 " MiB\n",
 		      epochs, s.demoted_bytes / MIB, W.max_fast_pages * PG / MIB);
 	assert_true(epochs > 0);
@@ -789,8 +812,8 @@ static void test_make_room(void **state)
 	set_hot(0, 96 * MIB, 16 * MIB, 8);
 	rt = start_fake(256 * MIB, FREE_RUN, 0, 0);
 	epochs = wait_placed(rt, 96 * MIB, 16 * MIB, NODE_FAST, 10000);
-	s = get_stats(rt);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	s = next_stats(rt);
+	stop_fake(rt);
 	print_message("  memory-bound: hot set placed at epoch %ld, %" PRIu64 " MiB demoted for room\n",
 		      epochs, s.demoted_bytes / MIB);
 	assert_true(epochs > 0);
@@ -830,7 +853,7 @@ static void test_hysteresis(void **state)
 	print_message("  B 3x as dense: placed at epoch %ld\n", epochs);
 	assert_true(epochs > 0);
 	assert_true(pages_on(0, REGION, NODE_FAST) * PG <= 16 * MIB);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	assert_no_violation();
 }
 
@@ -865,7 +888,7 @@ static void test_pins(void **state)
 	rt = start_fake(48 * MIB, FREE_RUN, 0, 0);
 	epochs = wait_placed(rt, 192 * MIB, 16 * MIB, NODE_FAST, 10000);
 	sleep_ms(500);
-	s = get_stats(rt);
+	s = next_stats(rt);
 	print_message("  HOT-hinted range placed at epoch %ld; hinted %" PRIu64
 		      " MiB, promoted %" PRIu64 ", demoted %" PRIu64 "\n",
 		      epochs, s.hinted_bytes / MIB, s.promoted_pages, s.demoted_pages);
@@ -886,7 +909,7 @@ static void test_pins(void **state)
 				     TIERMM_HINT_RECORD_ONLY), 0);
 	epochs = wait_placed(rt, 64 * MIB, 16 * MIB, NODE_SLOW, 10000);
 	assert_true(epochs > 0);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	assert_no_violation();
 	tiermm__hints_reset();
 }
@@ -906,7 +929,7 @@ static void test_rate_limit(void **state)
 	t0 = now_ns();
 	rt = start_fake(256 * MIB, TIERMM_RUNTIME_NO_CPU_QUOTA, 0, 16);
 	sleep_ms(1500);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	secs = (double)(now_ns() - t0) / 1e9;
 	moved = W.moved_pages * PG;
 	print_message("  16 MiB/s: %.1f MiB moved in %.2f s, windows of at most %" PRIu64
@@ -930,7 +953,7 @@ static void test_cpu_quota(void **state)
 	rt = start_fake(256 * MIB, TIERMM_RUNTIME_NO_RATE_LIMIT, 0.05, 0);
 	sleep_ms(2000);
 	s = get_stats(rt);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	cpu = s.cpu_sampling_s + s.cpu_classify_s + s.cpu_migrate_s;
 	print_message("  quota 0.05: %.3f s CPU in %.2f s (%.1f%%: sampling %.3f, classify %.3f, migrate %.3f), limited %" PRIu64 " times\n",
 		      cpu, s.wall_s, 100 * cpu / s.wall_s, s.cpu_sampling_s, s.cpu_classify_s,
@@ -958,7 +981,7 @@ static void test_stop_prompt(void **state)
 	while (W.windows < 5)
 		sleep_ms(5);
 	t0 = now_ns();
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 	ms = (double)(now_ns() - t0) / 1e6;
 	print_message("  stop while migrating: %.1f ms\n", ms);
 	assert_true(ms < 200);
@@ -971,7 +994,7 @@ static void test_stop_prompt(void **state)
 		assert_int_equal(tiermm_runtime_start(&o, &rt), 0);
 		sleep_ms(50);
 		t0 = now_ns();
-		assert_int_equal(tiermm_runtime_stop(rt), 0);
+		stop_fake(rt);
 		ms = (double)(now_ns() - t0) / 1e6;
 		print_message("  stop during a 60 s epoch: %.1f ms\n", ms);
 		assert_true(ms < 200);
@@ -1024,18 +1047,19 @@ static void test_no_blocking(void **state)
 	p.stop = 1;
 	pthread_join(thr, NULL);
 	epochs = get_stats(p.rt).epochs;
-	assert_int_equal(tiermm_runtime_stop(p.rt), 0);
+	stop_fake(p.rt);
 	print_message("  %" PRIu64 " stats/set_budget calls during %" PRIu64
-		      " epochs (30 ms batches): longest %.3f ms, %" PRIu64 " over 1 ms\n",
-		      p.calls, epochs, (double)p.max_ns / 1e6, p.slow);
+		      " epochs (30 ms batches): longest %.3f ms, %" PRIu64 " over 1 ms, %" PRIu64 " over 25 ms\n",
+		      p.calls, epochs, (double)p.max_ns / 1e6, p.slow, p.very_slow);
 	assert_true(p.calls > 1000);
 	assert_true(epochs > 0);
 	/*
-	 * Waiting for the engine would take a batch (30 ms) or more, every
-	 * epoch; what remains is the host's scheduling noise (this host's own
-	 * noise: a loop reading the clock sees gaps of several ms under load).
+	 * Waiting for the engine would take a batch (30 ms) or more, at least
+	 * once an epoch; what remains is the host's scheduling noise (a loop
+	 * that only reads the clock sees gaps of several ms on a loaded host).
 	 */
-	assert_true(p.very_slow <= 2);
+	assert_true(epochs >= 10);
+	assert_true(p.very_slow * 4 < epochs);
 	assert_true(p.max_ns < 200000000ULL);
 }
 
@@ -1089,7 +1113,7 @@ static void test_fork(void **state)
 	while (get_stats(rt).epochs < e0 + 3)
 		sleep_ms(5);
 	assert_int_equal(get_stats(rt).state, TIERMM_RUNTIME_RUNNING);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 }
 
 /* The managed process is gone (the backend says so): EXITED, stats still work. */
@@ -1114,7 +1138,7 @@ static void test_exited(void **state)
 	assert_non_null(strstr(s.error_msg, "exited"));
 	/* Calls still answer; stop frees. */
 	assert_int_equal(tiermm_runtime_set_budget(rt, MIB), 0);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 }
 
 /* An older, shorter stats struct gets its part only. */
@@ -1135,7 +1159,7 @@ static void test_stats_sz(void **state)
 	s.sz = 1;
 	assert_int_equal(tiermm_runtime_stats(rt, &s), -EINVAL);
 	assert_int_equal(tiermm_runtime_stats(rt, NULL), -EINVAL);
-	assert_int_equal(tiermm_runtime_stop(rt), 0);
+	stop_fake(rt);
 }
 
 /* ---- the mover on this host's memory ----------------------------------- */
@@ -1260,6 +1284,8 @@ int main(void)
 		      -1, 0);
 	if (W.base == MAP_FAILED)
 		return 1;
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	ret = cmocka_run_group_tests(tests, NULL, NULL);
 	tiermm_topo_free(topo);
 	munmap(W.base, REGION);
