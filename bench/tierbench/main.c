@@ -57,6 +57,7 @@
 #define WORKER_STACK (256ul << 10)
 #define FILLER_MARGIN (8ul << 20)
 #define FILLER_KEEP 16	/* pages left free above the high watermark */
+#define FILLER_ROUNDS 5
 
 static bool g_verbose;
 static uint64_t g_t0;
@@ -326,40 +327,41 @@ static int filler_cmd = -1, filler_ack = -1;
 
 static void filler_child(int cmd, int ack, int node)
 {
-	uint64_t len;
-	int64_t res = 0;
 	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
-	unsigned char *m = MAP_FAILED;
-	int fd;
+	uint64_t len;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (read(cmd, &len, sizeof(len)) != sizeof(len) || !len)
-		_exit(0);
 	/* secretmem pages count as locked memory */
 	setrlimit(RLIMIT_MEMLOCK, &rl);
 	/* preferred, not bound: if the estimate was off, pages land on
 	 * another node instead of invoking the OOM killer; counted below */
-	fd = (int)syscall(SYS_memfd_secret, 0);
-	if (fd < 0 || ftruncate(fd, (off_t)len) ||
-	    tb_set_mempolicy(TB_MPOL_PREFERRED, 1ull << node))
-		res = -errno;
-	else
-		m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (!res && m == MAP_FAILED)
-		res = -errno;
-	if (!res) {
-		int st;
+	if (tb_set_mempolicy(TB_MPOL_PREFERRED, 1ull << node))
+		_exit(1);
+	/* one mapping per request, kept until the parent kills us */
+	while (read(cmd, &len, sizeof(len)) == sizeof(len) && len) {
+		int64_t res = 0;
+		unsigned char *m = MAP_FAILED;
+		int fd = (int)syscall(SYS_memfd_secret, 0);
 
-		for (uint64_t i = 0; i < len; i += TB_PAGE) {
+		if (fd < 0 || ftruncate(fd, (off_t)len))
+			res = -errno;
+		else
+			m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				 fd, 0);
+		if (!res && m == MAP_FAILED)
+			res = -errno;
+		for (uint64_t i = 0; res >= 0 && m != MAP_FAILED && i < len;
+		     i += TB_PAGE) {
 			void *pg = m + i;
+			int st;
 
 			m[i] = 1;
 			if (!tb_move_pages(0, 1, &pg, NULL, &st, 0) && st == node)
 				res++;
 		}
+		if (write(ack, &res, sizeof(res)) != sizeof(res))
+			_exit(1);
 	}
-	if (write(ack, &res, sizeof(res)) != sizeof(res))
-		_exit(1);
 	for (;;)
 		pause();
 }
@@ -407,6 +409,40 @@ static int64_t filler_fill(uint64_t len)
 	    read(filler_ack, &res, sizeof(res)) != sizeof(res))
 		return -EPIPE;
 	return res;
+}
+
+/*
+ * Push the fast node's per-CPU free lists back into the buddy allocator,
+ * where the watermark checks (and every CPU) see them: on each of the
+ * node's CPUs, fault in and free a few pages of the node; a free that finds
+ * the list above its (small, set above) high mark returns the excess.
+ */
+static void pcp_flush(struct tb_bench *b)
+{
+	const size_t len = 256 * TB_PAGE;
+	cpu_set_t old, one;
+
+	if (sched_getaffinity(0, sizeof(old), &old))
+		return;
+	for (int c = 0; c < 64; c++) {
+		unsigned char *m;
+
+		if (!(b->fast_cpus & (1ull << c)))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (sched_setaffinity(0, sizeof(one), &one))
+			continue;
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			continue;
+		if (!tb_mbind(m, len, TB_MPOL_PREFERRED, 1ull << b->fast_node, 0))
+			for (size_t i = 0; i < len; i += TB_PAGE)
+				m[i] = 1;
+		munmap(m, len);
+	}
+	sched_setaffinity(0, sizeof(old), &old);
 }
 
 /* ---- workers ---- */
@@ -961,6 +997,7 @@ int main(int argc, char **argv)
 	 * fast-tier share of the data above the high watermark plus a
 	 * margin that part 2 takes back.
 	 */
+	pcp_flush(b);
 	tb_node_wmark(b->fast_node, "min", false, &min_wm, NULL);
 	/* without the per-CPU lists: another CPU's are out of reach */
 	tb_node_wmark(b->fast_node, "high", false, &high, &usable);
@@ -1084,18 +1121,33 @@ int main(int argc, char **argv)
 	 * and unevictable: secretmem refuses migration), so the fast tier
 	 * holds exactly the data's share when the policy starts.
 	 */
-	/* with them: what they cache would be hidden capacity */
-	tb_node_wmark(b->fast_node, "high", true, &high, &usable);
-	if (!o.no_filler && usable > FILLER_KEEP) {
-		uint64_t len = (usable - FILLER_KEEP) * TB_PAGE;
-		int64_t got = filler_fill(len);
+	/*
+	 * In rounds: free pages cached on per-CPU lists are out of the
+	 * watermark checks' sight (and another CPU's out of the filler's
+	 * reach) until they go back to the buddy allocator; each round first
+	 * pushes them back, then takes what is above the high watermark.
+	 */
+	for (int round = 0; !o.no_filler && round < FILLER_ROUNDS; round++) {
+		uint64_t len;
+		int64_t got;
 
-		if (got < 0)
+		pcp_flush(b);
+		tb_node_wmark(b->fast_node, "high", false, &high, &usable);
+		if (usable <= 2 * FILLER_KEEP)
+			break;
+		len = (usable - FILLER_KEEP) * TB_PAGE;
+		got = filler_fill(len);
+		if (got < 0) {
 			tb_log(b, "memfd_secret filler: %s; the fast tier is %" PRIu64 " KiB larger than asked",
 			       strerror((int)-got), len >> 10);
-		else
-			secret_pages = (size_t)got;
+			break;
+		}
+		secret_pages += (size_t)got;
+		VLOG(b, "filler round %d: %" PRIu64 " pages above the high watermark, %" PRId64 " taken",
+		     round, usable, got);
 	}
+	pcp_flush(b);
+	tb_node_wmark(b->fast_node, "high", true, &high, &usable);
 	tb_node_free(b->fast_node, &free1);
 	VLOG(b, "fast node %d: free %" PRIu64 " MiB -> %" PRIu64 " KiB with %zu huge + %zu secret pages (watermarks: min %" PRIu64 " KiB, high %" PRIu64 " KiB)",
 	     b->fast_node, free0 >> 20, free1 >> 10, hpages, secret_pages,
@@ -1226,6 +1278,12 @@ int main(int argc, char **argv)
 		VLOG(b, "ftas %.4f oracle %.4f fast %" PRIu64 " ops %" PRIu64 " migrated %" PRIu64 " query %.0f ms policy cpu %.2f s",
 		     r->ftas, r->oracle, r->fast, r->ops,
 		     r->vm[TB_VM_PGMIGRATE_SUCCESS], r->query_ms, r->policy_cpu);
+		if (g_verbose && b->pol->describe) {
+			char d[512];
+
+			b->pol->describe(b, d, sizeof(d));
+			tb_log(b, "%s", d);
+		}
 		nrows++;
 		if (last)
 			break;

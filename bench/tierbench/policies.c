@@ -535,6 +535,31 @@ static double tm_cpu(struct tb_bench *b)
 	return v > 0 ? v : 0;
 }
 
+static void tm_describe(struct tb_bench *b, char *buf, size_t len)
+{
+	struct tm_state *st = b->pstate;
+	struct tiermm_runtime_stats rs = { .sz = sizeof(rs) };
+
+	if (!st || !st->rt || tiermm_runtime_stats(st->rt, &rs)) {
+		snprintf(buf, len, "no runtime stats");
+		return;
+	}
+	snprintf(buf, len,
+		 "runtime: epochs %llu promoted %llu demoted %llu failed %llu hot_set %llu KiB fast %llu KiB samples %llu ranges %llu splits %llu merges %llu rate_limited %llu quota_limited %llu",
+		 (unsigned long long)rs.epochs,
+		 (unsigned long long)rs.promoted_pages,
+		 (unsigned long long)rs.demoted_pages,
+		 (unsigned long long)rs.failed_pages,
+		 (unsigned long long)rs.hot_set_bytes >> 10,
+		 (unsigned long long)rs.fast_bytes >> 10,
+		 (unsigned long long)rs.samples,
+		 (unsigned long long)rs.ranges,
+		 (unsigned long long)rs.splits,
+		 (unsigned long long)rs.merges,
+		 (unsigned long long)rs.rate_limited,
+		 (unsigned long long)rs.quota_limited);
+}
+
 static void tm_stop(struct tb_bench *b)
 {
 	struct tm_state *st = b->pstate;
@@ -567,20 +592,20 @@ static void tm_stop(struct tb_bench *b)
 #define TB_TIERMM_POLICIES \
 	{ "tiermm-scan", tm_setup_scan, tm_start, tm_cpu, \
 	  "the tiermm runtime's threads (sampler with the scanner's ioctls, engine, migration)", \
-	  tm_stop }, \
+	  tm_stop, tm_describe }, \
 	{ "tiermm-damon", tm_setup_damon, tm_start, tm_cpu, \
-	  "the tiermm runtime's threads + kdamond", tm_stop },
+	  "the tiermm runtime's threads + kdamond", tm_stop, tm_describe },
 #endif
 
 /* ---- table ---- */
 
 static const struct tb_policy_ops policies[] = {
-	{ "first-touch", ft_setup, ft_start, ft_cpu, "nothing runs", ft_stop },
+	{ "first-touch", ft_setup, ft_start, ft_cpu, "nothing runs", ft_stop, NULL },
 	{ "tpp", tpp_setup, tpp_start, tpp_cpu,
 	  "workers' system time (hinting faults, scanning, promotion) + kswapd (demotion); kernel NUMA balancing cannot be isolated exactly",
-	  tpp_stop },
+	  tpp_stop, NULL },
 	{ "damon", damon_setup, damon_start, damon_cpu,
-	  "both kdamonds + kswapd (kernel demotion)", damon_stop },
+	  "both kdamonds + kswapd (kernel demotion)", damon_stop, NULL },
 #ifdef TB_TIERMM
 	TB_TIERMM_POLICIES
 #endif

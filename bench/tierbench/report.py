@@ -202,7 +202,7 @@ def main():
 
     cols = ["workload", "policy", "mean FTAS", "oracle", "FTAS/oracle", "time to 90%",
             "after shifts", "modeled ns/access", "vs first-touch", "CPU s", "CPU %",
-            "pages migrated", "fast pages/cap"]
+            "pages migrated", "fast pages/cap", "workload Mops/s"]
     table = []
     summary_rows = []
     for workload in sorted(runs, key=lambda w: order_key(w, WORKLOAD_ORDER)):
@@ -225,6 +225,7 @@ def main():
                 "%.1f" % fnum(s.get("policy_cpu_pct")),
                 "%d" % int(fnum(s.get("pages_migrated"), 0)),
                 "%.2f" % (fnum(s.get("mean_fast_pages")) / cap if cap else float("nan")),
+                "%.2f" % (fnum(s.get("ops_per_s")) / 1e6),
             ])
             summary_rows.append(dict(s, workload=workload, policy=policy))
 

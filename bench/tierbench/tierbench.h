@@ -180,6 +180,9 @@ struct tb_policy_ops {
 	const char *cpu_how;
 	/* Stop and undo the machine settings. */
 	void (*stop)(struct tb_bench *b);
+	/* Optional: one line on what it is doing, logged at every sample
+	 * with --verbose. */
+	void (*describe)(struct tb_bench *b, char *buf, size_t len);
 };
 
 const struct tb_policy_ops *tb_policy_find(const char *name);

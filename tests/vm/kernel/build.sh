@@ -163,17 +163,20 @@ tarball_version() {
 # upstream version).
 tarball_stamp() { stat -L -c '%s %Y' "$TARBALL"; }
 
-# extract_source DIR: unpack the tarball into DIR once (DIR/.tiermm-source names it).
+# extract_source VERSION: unpack the tarball into $CACHE/src-VERSION once (its
+# .tiermm-source names the tarball), and drop the trees of other versions. Runs under the
+# source lock.
 extract_source() {
-	local dir=$1 stamp tmp t0=$SECONDS
+	local version=$1 dir=$CACHE/src-$1 stamp tmp t0=$SECONDS d name
 	stamp="$TARBALL $(tarball_stamp)"
 	if [[ -f $dir/.tiermm-source && $(cat "$dir/.tiermm-source") == "$stamp" ]]; then
 		return 0
 	fi
+	# Leftovers of interrupted runs (nobody else extracts or patches while we hold the lock).
+	rm -rf "$CACHE"/.tmp-src-* "$CACHE"/.tmp-patch-*
 	[[ -e $dir ]] && msg "$TARBALL changed since $dir was extracted; extracting it again"
 	msg "extracting $TARBALL into $dir"
 	tmp=$CACHE/.tmp-src-$$
-	rm -rf "$tmp"
 	mkdir -p "$tmp"
 	tar -xJf "$TARBALL" -C "$tmp" || { rm -rf "$tmp"; die "extracting $TARBALL failed"; }
 	[[ -f $tmp/$TARBALL_TOP/Makefile && -f $tmp/$TARBALL_TOP/scripts/kconfig/merge_config.sh ]] ||
@@ -183,6 +186,15 @@ extract_source() {
 	mv "$tmp/$TARBALL_TOP" "$dir"
 	rm -rf "$tmp"
 	msg "extracted in $((SECONDS - t0)) s"
+	# A new version replaces the old ones: their sources and build trees (not --out trees).
+	for d in "$CACHE"/src-* "$CACHE"/build-*; do
+		[[ -d $d ]] || continue
+		name=${d##*/}
+		case $name in
+		"src-$version" | "src-$version-p"* | "build-$version-"*) ;;
+		*) msg "removing $d (another kernel version)"; rm -rf "$d" ;;
+		esac
+	done
 }
 
 # The series: DIR/*.patch in name order (git format-patch numbers them).
@@ -222,7 +234,7 @@ patch_source() {
 	fi
 	local tmp=$CACHE/.tmp-patch-$$ p t log
 	msg "applying $# patch file(s) from $opt_patches to a copy of the source ($dir)"
-	rm -rf "$tmp"
+	rm -rf "$CACHE"/.tmp-patch-*
 	cp -al "$src" "$tmp" || { rm -rf "$tmp"; die "copying $src to $tmp failed"; }
 	rm -f "$tmp/.tiermm-source"
 	log=$tmp/.tiermm-patch.log
@@ -342,7 +354,7 @@ main() {
 	src=$CACHE/src-$version
 	(
 		flock 9
-		extract_source "$src"
+		extract_source "$version"
 	) 9>"$CACHE/.src.lock"
 
 	if [[ -n $opt_patches ]]; then
@@ -389,10 +401,12 @@ main() {
 	# modules: runs modpost, which writes the Module.symvers that out-of-tree module builds
 	# (make -C kmod KDIR=...) resolve the kernel's exports with.
 	msg "building bzImage, modules_prepare and modules (log: $log)"
+	local config_lines
+	config_lines=$(wc -l <"$log")
 	if ! kmake "$src" "$out" -j"$opt_jobs" bzImage modules_prepare modules >>"$log" 2>&1; then
-		msg "make output (last 40 lines; errors first):"
-		grep -E '(error|Error|ERROR)[: ]' "$log" | head -n 20 | sed 's/^/  ! /' >&2 || true
-		tail -n 40 "$log" | sed 's/^/  | /' >&2
+		msg "make's errors, then its last 40 lines:"
+		tail -n +"$((config_lines + 1))" "$log" | grep -E ': (fatal )?error:|\*\*\*' | head -n 20 | sed 's/^/  ! /' >&2 || true
+		tail -n +"$((config_lines + 1))" "$log" | tail -n 40 | sed 's/^/  | /' >&2
 		die "kernel build failed (log: $log)"
 	fi
 	local bzimage=$out/arch/x86/boot/bzImage release
