@@ -1,6 +1,8 @@
 #!/bin/sh
-# tests/vm/guest/check-pt-migrate.sh [SECONDS] - page-table migration (TIERMM_IOC_PT_MIGRATE)
-# in a guest with two nodes or more (presets numa2, tiered, numa4).
+# tests/vm/guest/check-pt-migrate.sh [--no-selftests | --selftests-only] [SECONDS]
+# - page-table migration (TIERMM_IOC_PT_MIGRATE) in a guest with two nodes or more
+# (presets numa2, tiered, numa4). --no-selftests runs part 1 only (CI: vm.pt_migrate.*),
+# --selftests-only part 2 only (label stress: vm.pt_migrate.mmselftests.numa2).
 #
 # 1. pt_migrate_test --seconds SECONDS (default 60): locality, THP deposits, errors and a
 #    SECONDS-long stress run (tests/kmod/pt_migrate_test.c). Its TAP lines are shown as
@@ -21,6 +23,13 @@
 # shellcheck source=tap.sh
 . /tests/tap.sh
 
+part1=1
+part2=1
+case $1 in
+--no-selftests) part2=0; shift ;;
+--selftests-only) part1=0; shift ;;
+-*) bail_out "usage: check-pt-migrate.sh [--no-selftests | --selftests-only] [SECONDS]" ;;
+esac
 secs=${1:-60}
 
 [ -c /dev/tiermm ] || bail_out "/dev/tiermm is missing: tiermm.ko is not loaded"
@@ -28,18 +37,21 @@ secs=${1:-60}
 command -v pt_migrate_test >/dev/null || bail_out "pt_migrate_test is not in the guest"
 
 # ---- 1. the module's own test -------------------------------------------------------
-out=/tmp/pt_migrate_test.out
-start=$(date +%s)
-pt_migrate_test --seconds "$secs" >"$out" 2>&1
-rc=$?
-sed 's/^/  /' "$out" | while IFS= read -r line; do diag "$line"; done
-passed=$(grep -c '^ok ' "$out")
-failed=$(grep -c '^not ok ' "$out")
-if [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
-	ok "pt_migrate_test: $passed checks passed in $(($(date +%s) - start)) s"
-else
-	not_ok "pt_migrate_test: exit $rc, $failed of $((passed + failed)) checks failed"
+if [ "$part1" -eq 1 ]; then
+	out=/tmp/pt_migrate_test.out
+	start=$(date +%s)
+	pt_migrate_test --seconds "$secs" >"$out" 2>&1
+	rc=$?
+	sed 's/^/  /' "$out" | while IFS= read -r line; do diag "$line"; done
+	passed=$(grep -c '^ok ' "$out")
+	failed=$(grep -c '^not ok ' "$out")
+	if [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
+		ok "pt_migrate_test: $passed checks passed in $(($(date +%s) - start)) s"
+	else
+		not_ok "pt_migrate_test: exit $rc, $failed of $((passed + failed)) checks failed"
+	fi
 fi
+[ "$part2" -eq 1 ] || tap_done
 
 # ---- 2. mm selftests with and without migration ---------------------------------------
 if ! command -v mmst-migration >/dev/null; then
