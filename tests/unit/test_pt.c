@@ -497,11 +497,17 @@ static void test_kernel_errors(void **state)
 	fake.ioctl_err = ENOTTY;
 	assert_int_equal(tiermm_pt_stat(1, 0x1000, 0x1000, 0, &st), -EPROTO);
 	assert_non_null(strstr(tiermm_errmsg(), "ENOTTY"));
+	/* The module refuses processes with MMU notifiers. */
+	fake.ioctl_err = EOPNOTSUPP;
+	assert_int_equal(tiermm_pt_migrate(1, 0x1000, 0x1000, 0,
+					   TIERMM_PT_LEVELS_ALL, NULL), -EOPNOTSUPP);
+	assert_int_equal(errno, EOPNOTSUPP);
+	assert_non_null(strstr(tiermm_errmsg(), "MMU notifiers"));
 	fake.ioctl_err = 0;
 	/* The whole-process mode reads /proc/PID/maps first. */
 	assert_int_equal(tiermm_pt_stat(0x3ffffff0, 0, 0, 0, &st), -ESRCH);
 	assert_non_null(strstr(tiermm_errmsg(), "no such process"));
-	assert_int_equal(fake.calls, 6);
+	assert_int_equal(fake.calls, 7);
 }
 
 /* ---- Statistics -------------------------------------------------------- */

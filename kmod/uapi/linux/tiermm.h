@@ -227,7 +227,29 @@ struct tiermm_pt_dump_rec {
 				 TIERMM_PT_MIGRATE_PMD | \
 				 TIERMM_PT_MIGRATE_PUD)
 
-/* Why tables were not moved: indexes of tiermm_pt_migrate.skipped. */
+/*
+ * Why tables were not moved: indexes of tiermm_pt_migrate.skipped. Each
+ * table (a PTE table deposited for a THP included) is counted once per
+ * call, under one reason or in moved[]:
+ * - ALREADY: the table is on the target node (with TIERMM_NODE_AUTO: its
+ *   current node has as many votes as any other);
+ * - NO_DATA: TIERMM_NODE_AUTO and the table maps no present data (for a
+ *   deposited table: its PMD table maps no THP), so there is no vote;
+ * - NOMEM: no page for the copy on the target node (allocated on that
+ *   node only, with __GFP_NORETRY, and charged to the process's memory
+ *   cgroup, whose limit therefore counts too);
+ * - HUGE: where a table could be there is a huge leaf (a 2 MiB THP or
+ *   hugetlb page, a 1 GiB page), or a THP being migrated (a non-present
+ *   PMD): one per such entry; or a PMD or PUD table whose span (1 GiB,
+ *   512 GiB) includes a hugetlbfs VMA, whose tables may be shared;
+ * - BUSY: the parent entry changed between choosing the table and taking
+ *   the locks (a page fault under a per-VMA lock, khugepaged), or THPs
+ *   were deposited meanwhile; or the rmap locks of the span could not all
+ *   be taken: one stayed contended for 16 rounds, or the span has more
+ *   anon_vma roots and files than the module holds at once (32 with
+ *   lockdep, 4096 otherwise), and then every table chosen under that
+ *   parent table counts here. Trying again later usually moves them.
+ */
 #define TIERMM_SKIP_ALREADY	0	/* already on the target node */
 #define TIERMM_SKIP_NO_DATA	1	/* auto: maps no present data */
 #define TIERMM_SKIP_NOMEM	2	/* no free page on the target node */
@@ -241,11 +263,36 @@ struct tiermm_pt_dump_rec {
  * @node:	in: target node, or TIERMM_NODE_AUTO (bottom-up majority)
  * @levels:	in: TIERMM_PT_MIGRATE_* bits, at least one
  * @moved:	out: tables moved, per level
- * @skipped:	out: tables not moved, by TIERMM_SKIP_* reason (all levels)
+ * @skipped:	out: tables not moved, by TIERMM_SKIP_* reason (all levels);
+ *		slots 5 to 7 are 0
  * @reserved:	must be 0
  *
- * A node that does not exist or has no memory is -EINVAL. The PGD (and a
- * folded P4D) is never moved.
+ * A table is moved whole when it maps part of the range; with
+ * TIERMM_NODE_AUTO it votes with everything it maps. PTE tables deposited
+ * for THPs move and count with the PTE level. The PGD (and a folded P4D)
+ * is never moved. Tables not moved are no error (see TIERMM_SKIP_*).
+ *
+ * Returns 0, or:
+ * -EINVAL:	a bad argsz, flags, pad0, reserved field or range; levels
+ *		empty or with other bits (the PGD's included); a node that
+ *		does not exist or has no memory; a kernel thread;
+ * -EOPNOTSUPP: the target's mm has MMU notifiers (KVM, an IOMMU sharing
+ *		its page tables (SVA), HMM/ODP drivers): a secondary MMU may
+ *		cache paging structures, and the invalidation calls a module
+ *		would need are not exported. mm_has_notifiers() stays true
+ *		until the mm is freed, so a process that ever registered one
+ *		is refused until it exits or execs. The check is made each
+ *		time mmap_lock is taken: a process that registers a notifier
+ *		during the call may have had some tables moved already. Also
+ *		in a Xen PV guest (page tables written by hypercalls), before
+ *		anything is done;
+ * -ESRCH, -EPERM: no such process (or exiting), not allowed (see above);
+ * -ENOMEM:	no memory for the module's bookkeeping (a missing page for
+ *		a table copy is TIERMM_SKIP_NOMEM, not an error);
+ * -EINTR:	a fatal signal arrived while waiting for the target's locks;
+ * -EFAULT:	the argument could not be read or written back.
+ * On an error after work began, tables moved until then stay moved and
+ * @moved/@skipped are not written: count again with PT_STAT.
  */
 struct tiermm_pt_migrate {
 	__u32 argsz;
