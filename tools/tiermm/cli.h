@@ -25,6 +25,10 @@ int cmd_pt(int argc, char **argv);
 void usage_pt(FILE *f);
 int cmd_topo(int argc, char **argv);
 void usage_topo(FILE *f);
+int cmd_run(int argc, char **argv);
+void usage_run(FILE *f);
+int cmd_stat(int argc, char **argv);
+void usage_stat(FILE *f);
 
 /* Print "tiermm VERB: message" to stderr. */
 void cli_err(const char *verb, const char *fmt, ...)
