@@ -1,0 +1,48 @@
+#!/bin/sh
+# tests/vm/kernel/kdebug.sh - the guest tests against the debug kernel (CTest label kdebug;
+# docs/kernel-builds.md).
+#
+#   kdebug.sh build ENVFILE
+#	build (or bring up to date) the debug kernel with tests/vm/kernel/build.sh --flavor
+#	debug and write its BZIMAGE=... and KDIR=... lines to ENVFILE. A cold build takes
+#	10-30 minutes on 2 cores, an up-to-date tree 15-45 s.
+#   kdebug.sh run ENVFILE [RUN-OPTIONS] -- COMMAND...
+#	tests/vm/run --kernel BZIMAGE --kdir KDIR [RUN-OPTIONS] -- COMMAND..., with the paths
+#	from ENVFILE (tiermm.ko is built against KDIR). Status 2 without ENVFILE.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+usage() {
+	echo "usage: kdebug.sh build ENVFILE | kdebug.sh run ENVFILE [RUN-OPTIONS] -- COMMAND..." >&2
+	exit 2
+}
+[ $# -ge 2 ] || usage
+mode=$1
+env=$2
+shift 2
+
+case $mode in
+build)
+	mkdir -p "$(dirname "$env")"
+	out=$("$here/build.sh" --flavor debug)
+	printf '%s\n' "$out" | tail -n 2 >"$env.tmp"
+	grep -q '^BZIMAGE=/' "$env.tmp" && grep -q '^KDIR=/' "$env.tmp" || {
+		echo "kdebug.sh: build.sh printed no BZIMAGE/KDIR lines" >&2
+		exit 1
+	}
+	mv "$env.tmp" "$env"
+	cat "$env"
+	;;
+run)
+	[ -f "$env" ] || {
+		echo "kdebug.sh: $env is missing: run 'kdebug.sh build $env' (ctest -L kdebug does)" >&2
+		exit 2
+	}
+	BZIMAGE=$(sed -n 's/^BZIMAGE=//p' "$env")
+	KDIR=$(sed -n 's/^KDIR=//p' "$env")
+	exec "$here/../run" --kernel "$BZIMAGE" --kdir "$KDIR" "$@"
+	;;
+*)
+	usage
+	;;
+esac
