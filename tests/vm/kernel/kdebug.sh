@@ -26,10 +26,10 @@ build)
 	mkdir -p "$(dirname "$env")"
 	out=$("$here/build.sh" --flavor debug)
 	printf '%s\n' "$out" | tail -n 2 >"$env.tmp"
-	grep -q '^BZIMAGE=/' "$env.tmp" && grep -q '^KDIR=/' "$env.tmp" || {
+	if ! grep -q '^BZIMAGE=/' "$env.tmp" || ! grep -q '^KDIR=/' "$env.tmp"; then
 		echo "kdebug.sh: build.sh printed no BZIMAGE/KDIR lines" >&2
 		exit 1
-	}
+	fi
 	mv "$env.tmp" "$env"
 	cat "$env"
 	;;
