@@ -80,9 +80,20 @@
 #define MAKE_ROOM_ROUNDS 32	/* demotions for room, an epoch ... */
 #define MAKE_ROOM_CHUNK (8ULL << 20)	/* ... of this much at most each */
 #define NODE_WORDS (TIERMM__MAX_NODES / 64)
+#define HEAT_BLOCK (2ULL << 20)
+#define HEAT_MIN TIERMM__HEAT_STEP	/* page mode: seen once this epoch, or
+					 * twice in the last two */
+#define QUERY_MAX 262144
+#define RESIDENCY_EPOCHS 8	/* page mode: numa_maps read every 8 epochs */	/* page mode: pages asked about an epoch */
 
 struct span {
 	uint64_t start, end;
+};
+
+/* The fast tier as the migration sees it, kept current batch by batch. */
+struct tier_state {
+	uint64_t fast;		/* the process's resident bytes on it */
+	uint64_t free;		/* its usable free memory */
 };
 
 /* What the migration knows of a range (by the tree's id), parallel to rk. */
@@ -124,6 +135,14 @@ struct tiermm__engine {
 	uint64_t budget, hot_bytes, fast_bytes, resident, hinted;
 	uint64_t pin_gen, pin_epoch;
 	bool pins_done;
+
+	/* Page mode (heat.c): the backend reports every page. */
+	struct tiermm__heat *heat;
+	struct span *heat_layout;	/* the mappings heat was synced with */
+	size_t nheat_layout;
+	bool page_mode;
+	unsigned int heat_t;		/* promote pages counting this or more */
+	uint64_t heat_passes;		/* scanner passes at the last migration */
 
 	struct {
 		uint64_t promoted, demoted;	/* pages */
@@ -273,8 +292,13 @@ static int collect_one(struct tiermm__engine *e, uint64_t a, uint64_t b, void *c
 	return 0;
 }
 
-/* Read the address space and bring the tree in line with it. */
-static int maps_sync(struct tiermm__engine *e)
+/*
+ * Read the address space and bring the tree in line with it. Without
+ * residency (page mode, between RESIDENCY_EPOCHS), the mappings keep the
+ * residency last read for the same mapping, and the totals stay as the
+ * migration left them.
+ */
+static int maps_sync(struct tiermm__engine *e, bool residency)
 {
 	struct tiermm__mapping *m = NULL;
 	struct span *merged = NULL;
@@ -283,19 +307,43 @@ static int maps_sync(struct tiermm__engine *e)
 	size_t n = 0, nm = 0;
 	int ret;
 
-	ret = e->ops->mappings(e->env, &m, &n);
+	ret = e->ops->mappings(e->env, residency, &m, &n);
 	if (ret)
 		return ret;
+	if (!residency) {
+		bool same = n == e->nmaps;
+
+		for (size_t i = 0, j = 0; i < n; i++) {
+			while (j < e->nmaps && e->maps[j].end <= m[i].start)
+				j++;
+			if (j < e->nmaps && e->maps[j].start == m[i].start &&
+			    e->maps[j].end == m[i].end) {
+				m[i].fast = e->maps[j].fast;
+				m[i].slow = e->maps[j].slow;
+				m[i].other = e->maps[j].other;
+			} else {
+				same = false;
+			}
+		}
+		if (!same) {
+			/* the layout changed: read it all */
+			free(m);
+			return maps_sync(e, true);
+		}
+	}
 	merged = malloc((n ? n : 1) * sizeof(*merged));
 	kept.v = malloc((n ? n : 1) * sizeof(*kept.v));
 	if (!merged || !kept.v) {
 		ret = tiermm__fail(ENOMEM, "tiering engine: out of memory");
 		goto out;
 	}
-	e->fast_bytes = e->resident = 0;
+	if (residency)
+		e->fast_bytes = e->resident = 0;
 	for (size_t i = 0; i < n; i++) {
-		e->fast_bytes += m[i].fast;
-		e->resident += m[i].fast + m[i].slow + m[i].other;
+		if (residency) {
+			e->fast_bytes += m[i].fast;
+			e->resident += m[i].fast + m[i].slow + m[i].other;
+		}
 		if (nm && merged[nm - 1].end == m[i].start)
 			merged[nm - 1].end = m[i].end;
 		else
@@ -453,6 +501,303 @@ static int rstate_update(struct tiermm__engine *e, const struct tiermm__range *r
 	return 0;
 }
 
+/* ---- page mode ---- */
+
+/* Keep the heat blocks in line with the mappings when their layout changed. */
+static int heat_sync(struct tiermm__engine *e)
+{
+	struct span *l;
+	bool same = e->nheat_layout == e->nmaps;
+
+	for (size_t i = 0; same && i < e->nmaps; i++)
+		same = e->heat_layout[i].start == e->maps[i].start &&
+		       e->heat_layout[i].end == e->maps[i].end;
+	if (same)
+		return 0;
+	l = malloc((e->nmaps ? e->nmaps : 1) * sizeof(*l));
+	if (!l || tiermm__heat_sync(e->heat, e->maps, e->nmaps)) {
+		free(l);
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory for page counts");
+	}
+	for (size_t i = 0; i < e->nmaps; i++)
+		l[i] = (struct span){ e->maps[i].start, e->maps[i].end };
+	free(e->heat_layout);
+	e->heat_layout = l;
+	e->nheat_layout = e->nmaps;
+	return 0;
+}
+
+/*
+ * Page mode's plan: the count threshold that fits the pages above it to the
+ * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN.
+ */
+static int heat_classify(struct tiermm__engine *e, uint64_t budget)
+{
+	uint64_t hist[256], above = 0;
+	unsigned int t;
+	int ret;
+
+	e->page_mode = e->heat->fed && e->ops->where && e->ops->move_list;
+	if (!e->page_mode)
+		return 0;
+	ret = heat_sync(e);
+	if (ret)
+		return ret;
+	tiermm__heat_histogram(e->heat, hist);
+	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
+	if (t < HEAT_MIN) {
+		t = HEAT_MIN;
+		above = 0;
+		for (unsigned int v = t; v < 256; v++)
+			above += hist[v];
+	}
+	e->heat_t = t;
+	e->hot_bytes = above * e->ps;
+	return 0;
+}
+
+struct page {
+	uint64_t addr;
+	uint8_t heat;
+};
+
+static int cmp_hot_first(const void *pa, const void *pb)
+{
+	const struct page *x = pa, *y = pb;
+
+	if (x->heat != y->heat)
+		return x->heat > y->heat ? -1 : 1;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static int cmp_cold_first(const void *pa, const void *pb)
+{
+	const struct page *x = pa, *y = pb;
+
+	if (x->heat != y->heat)
+		return x->heat < y->heat ? -1 : 1;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+struct pages {
+	struct page *v;
+	size_t n, cap;
+};
+
+static int pages_add(struct pages *p, uint64_t addr, uint8_t heat)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 1024;
+		struct page *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n++] = (struct page){ addr, heat };
+	return 0;
+}
+
+/* Whether the hints let the page at addr move to tier (cursor *hi). */
+static bool page_allowed(const struct tiermm__engine *e, uint64_t addr, int tier,
+			 size_t *hi)
+{
+	if (!e->self || !e->nhints)
+		return true;
+	while (*hi < e->nhints && e->hints[*hi].end <= addr)
+		(*hi)++;
+	if (*hi < e->nhints && e->hints[*hi].start <= addr)
+		return tiermm__hint_allows_move(e->hints[*hi].hint, tier, e->cfg.nr_tiers);
+	return true;
+}
+
+static void where_set(struct tiermm__engine *e, uint64_t addr, uint8_t cls)
+{
+	struct tiermm__heat_block *b = tiermm__heat_block(e->heat, addr);
+	unsigned int k = (unsigned int)((addr & (HEAT_BLOCK - 1)) / e->ps);
+	uint64_t bit = 1ULL << (k % 64);
+
+	if (!b)
+		return;
+	b->known[k / 64] |= bit;
+	if (cls == TIERMM__WHERE_FAST)
+		b->fast[k / 64] |= bit;
+	else
+		b->fast[k / 64] &= ~bit;
+}
+
+/*
+ * The pages of the managed mappings with lo <= count < hi whose place is
+ * unknown or (known) on the fast tier (fast true) or not (fast false), that
+ * the hints let move to tier; unknown ones are asked about (at most
+ * QUERY_MAX an epoch) and kept if they are where asked.
+ */
+static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int hi,
+			bool fast, int tier, uint64_t *queried, struct pages *out)
+{
+	struct pages unk = { 0 };
+	uint8_t cls[512];
+	size_t hc = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < e->heat->n; i++) {
+		const struct tiermm__heat_block *b = &e->heat->b[i];
+
+		for (unsigned int k = 0; k < TIERMM__HEAT_PAGES; k++) {
+			uint64_t bit = 1ULL << (k % 64), addr = b->base + k * e->ps;
+			bool known;
+
+			if (!(b->valid[k / 64] & bit) || b->heat[k] < lo || b->heat[k] >= hi)
+				continue;
+			known = b->known[k / 64] & bit;
+			if (known && !!(b->fast[k / 64] & bit) != fast)
+				continue;
+			if (!page_allowed(e, addr, tier, &hc))
+				continue;
+			if (!known && *queried + unk.n >= QUERY_MAX)
+				continue;
+			ret = pages_add(known ? out : &unk, addr, b->heat[k]);
+			if (ret)
+				goto out;
+		}
+	}
+	for (size_t off = 0; off < unk.n; off += 512) {
+		size_t k = unk.n - off < 512 ? unk.n - off : 512;
+		uint64_t addrs[512];
+
+		for (size_t j = 0; j < k; j++)
+			addrs[j] = unk.v[off + j].addr;
+		ret = e->ops->where(e->env, addrs, k, cls);
+		if (ret)
+			goto out;
+		*queried += k;
+		for (size_t j = 0; j < k; j++) {
+			where_set(e, addrs[j], cls[j]);
+			if ((cls[j] == TIERMM__WHERE_FAST) == fast &&
+			    cls[j] != TIERMM__WHERE_OTHER &&
+			    (ret = pages_add(out, addrs[j], unk.v[off + j].heat)))
+				goto out;
+		}
+	}
+out:
+	free(unk.v);
+	return ret == -ENOMEM ? tiermm__fail(ENOMEM, "tiering engine: out of memory") : ret;
+}
+
+/* Move up to want pages of p (from *next on) to tier; the bytes moved. */
+static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
+		     struct pages *p, size_t *next, uint64_t want, int tier,
+		     uint64_t *moved_bytes, bool *paced)
+{
+	uint64_t addrs[512];
+	uint8_t cls[512];
+
+	*moved_bytes = 0;
+	while (want && *next < p->n) {
+		uint64_t allow = pace->allow(pace->ctx), k = p->n - *next;
+		struct tiermm_move_result r;
+		int ret;
+
+		if (allow < e->ps) {
+			*paced = true;
+			return 0;
+		}
+		k = min64(min64(k, 512), min64(want, allow / e->ps));
+		for (uint64_t j = 0; j < k; j++)
+			addrs[j] = p->v[*next + j].addr;
+		ret = e->ops->move_list(e->env, addrs, k, tier, cls, &r);
+		if (ret)
+			return ret;
+		for (uint64_t j = 0; j < k; j++)
+			where_set(e, addrs[j], cls[j]);
+		*next += k;
+		want -= k;
+		if (pace->used)
+			pace->used(pace->ctx, r.moved * e->ps);
+		*moved_bytes += r.moved * e->ps;
+		if (tier == e->cfg.fast_tier)
+			e->c.promoted += r.moved;
+		else
+			e->c.demoted += r.moved;
+		e->c.failed += r.failed;
+		e->c.busy += r.failed_busy;
+		e->c.nomem += r.failed_nomem;
+		e->c.fault += r.failed_fault;
+		e->c.other += r.failed_other;
+		if (r.failed_nomem)
+			break;	/* the tier is full: no use going on */
+	}
+	return 0;
+}
+
+/*
+ * Page mode's migration: the slow-tier pages counting heat_t or more onto
+ * the fast tier, hottest first, within the budget and the tier's free
+ * memory; to make room, fast-tier pages counting less than half of that
+ * (the hysteresis: a page leaves only for one at least twice as hot)
+ * leave it, coldest first, as many as the promotions need.
+ */
+static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pace,
+			struct tier_state *ts)
+{
+	struct pages up = { 0 }, down = { 0 };
+	uint64_t queried = 0, room, need, got;
+	size_t ui = 0, di = 0;
+	unsigned int td = e->heat_t / 2 > 1 ? e->heat_t / 2 : 1;
+	bool paced = false;
+	int ret;
+
+	/* Nothing new since the last epoch (a slow scanner): nothing to do. */
+	if (e->heat->passes == e->heat_passes && ts->fast <= e->budget)
+		return 0;
+	e->heat_passes = e->heat->passes;
+	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &queried, &up);
+	if (ret || !up.n)
+		goto out;
+	qsort(up.v, up.n, sizeof(*up.v), cmp_hot_first);
+	room = e->budget > ts->fast ? e->budget - ts->fast : 0;
+	room = min64(room, ts->free);
+	need = up.n * e->ps;
+	if (need > room) {
+		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier, &queried, &down);
+		if (ret)
+			goto out;
+		qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
+	}
+	while (ui < up.n && !paced) {
+		uint64_t batch = min64(up.n - ui, 512) * e->ps;
+
+		if (room < batch && di < down.n) {
+			ret = heat_move(e, pace, &down, &di, (batch - room) / e->ps,
+					e->cfg.slow_tier, &got, &paced);
+			if (ret)
+				goto out;
+			ts->fast -= min64(got, ts->fast);
+			ts->free += got;
+			room += got;
+			if (paced)
+				break;
+		}
+		if (room < e->ps)
+			break;
+		ret = heat_move(e, pace, &up, &ui, min64(batch, room) / e->ps,
+				e->cfg.fast_tier, &got, &paced);
+		if (ret)
+			goto out;
+		ts->fast += got;
+		ts->free -= min64(got, ts->free);
+		room -= min64(got, room);
+		if (!got && di >= down.n)
+			break;	/* nothing moved and nothing left to make room with */
+	}
+	ret = paced ? 1 : 0;
+out:
+	free(up.v);
+	free(down.v);
+	return ret;
+}
+
 int tiermm__engine_classify(struct tiermm__engine *e,
 			    const struct tiermm__budget_req *req, uint64_t capacity)
 {
@@ -463,7 +808,7 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 	int ret;
 
 	e->epoch++;
-	ret = maps_sync(e);
+	ret = maps_sync(e, !e->page_mode || e->epoch % RESIDENCY_EPOCHS == 0);
 	if (ret)
 		return ret;
 	ret = tiermm__rtree_epoch(e->tree);
@@ -534,6 +879,13 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
 	for (size_t i = 0; i < n; i++)
 		rk[i].hot = hot[i];
+	ret = heat_classify(e, plan_budget);
+	if (ret) {
+		free(rk);
+		free(hot);
+		free(rs);
+		return ret;
+	}
 	free(e->rk);
 	free(e->hot);
 	free(e->rs);
@@ -548,11 +900,6 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 
 enum move_kind { TO_FAST, TO_SLOW };
 
-/* The fast tier as the migration sees it, kept current batch by batch. */
-struct tier_state {
-	uint64_t fast;		/* the process's resident bytes on it */
-	uint64_t free;		/* its usable free memory */
-};
 
 struct mctx {
 	const struct tiermm__pace *pace;
@@ -859,6 +1206,10 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	ret = pin_pass(e, &pin_fast, &pin_slow);
 	if (ret)
 		goto out;
+	if (e->page_mode) {
+		ret = heat_migrate(e, pace, &ts);
+		goto out;
+	}
 	/* Over the budget (it shrank, or pages were faulted in): demote. */
 	if (ts.fast > e->budget) {
 		slow.goal = (int64_t)(ts.fast - e->budget);
@@ -868,6 +1219,8 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	}
 	ret = promote_pass(e, &fast, &slow);
 out:
+	if (e->page_mode && e->epoch % REVERIFY_EPOCHS == 0)
+		tiermm__heat_forget_where(e->heat);
 	e->fast_bytes = ts.fast;
 	tiermm__log(TIERMM_LOG_DEBUG,
 		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s",
@@ -909,8 +1262,10 @@ int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
 		return ret;
 	}
 	ret = tiermm__rtree_new(&p, &e->tree);
+	if (!ret && tiermm__heat_new(&e->heat))
+		ret = tiermm__fail(ENOMEM, "tiering engine: out of memory");
 	if (!ret)
-		ret = maps_sync(e);
+		ret = maps_sync(e, true);
 	if (ret) {
 		tiermm__engine_free(e);
 		return ret;
@@ -926,6 +1281,8 @@ void tiermm__engine_free(struct tiermm__engine *e)
 	if (e->env)
 		e->ops->close(e->env);
 	tiermm__rtree_free(e->tree);
+	tiermm__heat_free(e->heat);
+	free(e->heat_layout);
 	free(e->maps);
 	free(e->spans);
 	free(e->hints);
@@ -951,6 +1308,7 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 			   size_t n)
 {
 	tiermm__rtree_record(e->tree, obs, n);
+	tiermm__heat_record(e->heat, obs, n);
 }
 
 void tiermm__engine_stats(struct tiermm__engine *e, struct tiermm_runtime_stats *s)

@@ -54,10 +54,12 @@ struct tiermm__env_ops {
 	void (*close)(void *env);
 	/*
 	 * The managed mappings (writable, migratable) sorted by address,
-	 * disjoint, with their residency: *out (free()), *n. 0 or -errno
-	 * (-ESRCH: the process is gone).
+	 * disjoint, with their residency if asked (else fast, slow and other
+	 * are 0): *out (free()), *n. 0 or -errno (-ESRCH: the process is
+	 * gone).
 	 */
-	int (*mappings)(void *env, struct tiermm__mapping **out, size_t *n);
+	int (*mappings)(void *env, bool residency, struct tiermm__mapping **out,
+			size_t *n);
 	/* Start of a migration stage: refresh what the moves need. */
 	void (*epoch)(void *env);
 	/*
@@ -71,7 +73,71 @@ struct tiermm__env_ops {
 	 * the low watermarks), as of the last epoch() or open().
 	 */
 	uint64_t (*tier_free)(void *env, int tier);
+	/*
+	 * Optional, for page mode (heat.c): where each page is, cls[i] =
+	 * TIERMM__WHERE_*, from a move_pages(2) status query. 0 or -errno.
+	 */
+	int (*where)(void *env, const uint64_t *addrs, size_t n, uint8_t *cls);
+	/*
+	 * Optional, for page mode: move the pages (at most 512) to tier; cls[i]
+	 * where each is afterwards (the move's status), r the counts as
+	 * tiermm__mover_run()'s (moved, already there, failures by reason).
+	 * 0 or -errno for the whole call (-ESRCH: the process is gone).
+	 */
+	int (*move_list)(void *env, const uint64_t *addrs, size_t n, int tier,
+			 uint8_t *cls, struct tiermm_move_result *r);
 };
+
+enum {
+	TIERMM__WHERE_FAST = 0,
+	TIERMM__WHERE_SLOW = 1,
+	TIERMM__WHERE_OTHER = 2,	/* another tier, not present, or an error */
+};
+
+/* ---- page-level heat (heat.c) ---- */
+
+#define TIERMM__HEAT_PAGES 512	/* 4 KiB pages a 2 MiB block */
+#define TIERMM__HEAT_STEP 8	/* added for each pass that saw a page accessed */
+#define TIERMM__HEAT_DECAY_PASSES 4	/* counts halve every 4 passes */
+
+struct tiermm__heat_block {
+	uint64_t base;			/* 2 MiB aligned */
+	uint64_t valid[8];		/* pages inside managed mappings */
+	uint64_t old_valid[8];		/* (heat.c: the previous sync's) */
+	uint64_t known[8];		/* where the page is is known ... */
+	uint64_t fast[8];		/* ... and it is on the fast tier */
+	uint8_t heat[TIERMM__HEAT_PAGES];
+};
+
+struct tiermm__heat {
+	struct tiermm__heat_block *b;	/* sorted by base */
+	size_t n;
+	bool fed;			/* page-level observations came in */
+	uint64_t passes;		/* OBS_PASS marks seen */
+};
+
+int tiermm__heat_new(struct tiermm__heat **h);
+void tiermm__heat_free(struct tiermm__heat *h);
+/* Blocks for the mappings (sorted, disjoint). 0 or -ENOMEM (unchanged). */
+int tiermm__heat_sync(struct tiermm__heat *h, const struct tiermm__mapping *m,
+		      size_t n);
+/* The TIERMM__OBS_BITS observations; others are ignored. */
+void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
+			 size_t n);
+/* Halve the counts (tiermm__heat_record() does, every few passes). */
+void tiermm__heat_decay(struct tiermm__heat *h);
+/* Forget where pages are (they will be asked about again). */
+void tiermm__heat_forget_where(struct tiermm__heat *h);
+/* The block holding addr, or NULL. */
+struct tiermm__heat_block *tiermm__heat_block(struct tiermm__heat *h, uint64_t addr);
+/* Pages (of the mappings) per count value. */
+void tiermm__heat_histogram(const struct tiermm__heat *h, uint64_t hist[256]);
+/*
+ * The lowest count t >= 1 such that the pages counting t or more number at
+ * most pages (*above: how many); 256 if not even the hottest fit.
+ */
+unsigned int tiermm__heat_threshold(const uint64_t hist[256], uint64_t pages,
+				    uint64_t *above);
 
 extern const struct tiermm__env_ops tiermm__real_env;
 

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -150,7 +152,8 @@ static void read_numa_maps(struct env *v, struct tiermm__mapping *m, size_t n)
 	fclose(f);
 }
 
-static int env_mappings(void *p, struct tiermm__mapping **out, size_t *nout)
+static int env_mappings(void *p, bool residency, struct tiermm__mapping **out,
+			size_t *nout)
 {
 	struct env *v = p;
 	struct tiermm__mapping *m = NULL, *tmp;
@@ -204,7 +207,8 @@ static int env_mappings(void *p, struct tiermm__mapping **out, size_t *nout)
 		return tiermm__fail(ESRCH, "tiering engine: process %d has exited",
 				    (int)v->pid);
 	}
-	read_numa_maps(v, m, n);
+	if (residency)
+		read_numa_maps(v, m, n);
 	*out = m;
 	*nout = n;
 	return 0;
@@ -236,6 +240,180 @@ static uint64_t env_tier_free(void *p, int tier)
 	return tiermm__mover_free_bytes(tier == v->fast_tier ? v->fast : v->slow);
 }
 
+/* ---- page mode: lists of pages ---- */
+
+#define LIST_MAX 512
+#define MF_MOVE (1 << 1)	/* MPOL_MF_MOVE */
+#define BUSY_RETRIES 3
+
+static long sys_move_pages(pid_t pid, unsigned long n, void **pages, const int *nodes,
+			   int *status, int flags)
+{
+	return syscall(SYS_move_pages, pid, n, pages, nodes, status, flags);
+}
+
+static uint8_t where_of(const struct env *v, int status)
+{
+	if (status < 0 || status >= TIERMM__MAX_NODES)
+		return TIERMM__WHERE_OTHER;
+	return v->tier_class[status] == 0 ? TIERMM__WHERE_FAST :
+	       v->tier_class[status] == 1 ? TIERMM__WHERE_SLOW : TIERMM__WHERE_OTHER;
+}
+
+static int list_error(const struct env *v, int err)
+{
+	if (err == ESRCH)
+		return tiermm__fail(ESRCH, "tiering engine: process %d is gone", (int)v->pid);
+	return tiermm__fail(err, "tiering engine: move_pages(2) on process %d: %s",
+			    (int)v->pid, strerror(err));
+}
+
+static int env_where(void *p, const uint64_t *addrs, size_t n, uint8_t *cls)
+{
+	struct env *v = p;
+	void *pages[LIST_MAX];
+	int status[LIST_MAX];
+
+	for (size_t off = 0; off < n; off += LIST_MAX) {
+		size_t k = n - off < LIST_MAX ? n - off : LIST_MAX;
+
+		for (size_t i = 0; i < k; i++)
+			pages[i] = (void *)(uintptr_t)addrs[off + i];
+		if (sys_move_pages(v->pid, k, pages, NULL, status, 0))
+			return list_error(v, errno);
+		for (size_t i = 0; i < k; i++)
+			cls[off + i] = where_of(v, status[i]);
+	}
+	return 0;
+}
+
+/* The tier's node with the most usable free memory. */
+static int list_target(const struct env *v, int tier)
+{
+	int n, best = -1;
+	const int *nodes = tiermm__mover_nodes(tier == v->fast_tier ? v->fast : v->slow, &n);
+	int64_t most = INT64_MIN;
+
+	for (int i = 0; i < n; i++) {
+		int64_t f = tiermm__node_usable_free(nodes[i]);
+
+		if (f > most) {
+			most = f;
+			best = nodes[i];
+		}
+	}
+	return best;
+}
+
+/*
+ * Move a list of base pages with one move_pages(2) call (and up to
+ * BUSY_RETRIES more for pages the kernel could not isolate, 1, 2, 4 ms
+ * apart); the status of each page is where it landed, which is what the
+ * counts and cls[] report.
+ */
+static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
+			 uint8_t *cls, struct tiermm_move_result *r)
+{
+	struct env *v = p;
+	void *pages[LIST_MAX];
+	int nodes[LIST_MAX], status[LIST_MAX];
+	size_t idx[LIST_MAX], k = 0;
+	uint8_t want = tier == v->fast_tier ? TIERMM__WHERE_FAST : TIERMM__WHERE_SLOW;
+	int node = list_target(v, tier);
+
+	memset(r, 0, sizeof(*r));
+	r->sz = sizeof(*r);
+	if (n > LIST_MAX)
+		return tiermm__fail(EINVAL, "tiering engine: %zu pages in one list (at most %d)",
+				    n, LIST_MAX);
+	if (node < 0)
+		return tiermm__fail(ENODEV, "tiering engine: tier %d has no node", tier);
+	r->pages = n;
+	/* Where they are now: those already there, and those absent, stay. */
+	if (env_where(v, addrs, n, cls))
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		if (cls[i] == want) {
+			r->already_there++;
+			continue;
+		}
+		idx[k] = i;
+		pages[k] = (void *)(uintptr_t)addrs[i];
+		nodes[k] = node;
+		k++;
+	}
+	for (int round = 0; k && round <= BUSY_RETRIES; round++) {
+		size_t busy = 0;
+
+		if (round) {
+			struct timespec ts = { 0, 1000000L << (round - 1) };
+
+			nanosleep(&ts, NULL);
+			r->retries++;
+		}
+		r->syscalls++;
+		if (sys_move_pages(v->pid, k, pages, nodes, status, MF_MOVE) < 0) {
+			int err = errno;
+
+			if (err == ENOMEM) {
+				/*
+				 * The target node is full (the call stops without
+				 * statuses): the pages stay, counted as such.
+				 */
+				r->failed += k;
+				r->failed_nomem += k;
+				if (!r->first_error) {
+					r->first_failed = (uint64_t)(uintptr_t)pages[0];
+					r->first_error = ENOMEM;
+				}
+				for (size_t j = 0; j < k; j++)
+					cls[idx[j]] = TIERMM__WHERE_OTHER;
+				break;
+			}
+			if (err != ENOENT && err != EBUSY && err != EAGAIN)
+				return list_error(v, err);
+		}
+		for (size_t j = 0; j < k; j++) {
+			size_t i = idx[j];
+			int st = status[j];
+
+			if (st >= 0 && where_of(v, st) == want) {
+				cls[i] = want;
+				r->moved++;
+				continue;
+			}
+			if ((st == -EBUSY || st == -EAGAIN) && round < BUSY_RETRIES) {
+				idx[busy] = i;
+				pages[busy] = pages[j];
+				busy++;
+				continue;
+			}
+			if (st == -ENOENT) {
+				r->not_present++;
+				cls[i] = TIERMM__WHERE_OTHER;
+				continue;
+			}
+			if (st >= 0)
+				r->failed_other++;	/* landed elsewhere */
+			else if (st == -EBUSY || st == -EAGAIN)
+				r->failed_busy++;
+			else if (st == -ENOMEM)
+				r->failed_nomem++;
+			else if (st == -EFAULT)
+				r->failed_fault++;
+			else
+				r->failed_other++;
+			cls[i] = st >= 0 ? where_of(v, st) : TIERMM__WHERE_OTHER;
+			if (!r->failed++) {
+				r->first_failed = addrs[i];
+				r->first_error = st < 0 ? -st : EIO;
+			}
+		}
+		k = busy;
+	}
+	return 0;
+}
+
 const struct tiermm__env_ops tiermm__real_env = {
 	.open = env_open,
 	.close = env_close,
@@ -243,4 +421,6 @@ const struct tiermm__env_ops tiermm__real_env = {
 	.epoch = env_epoch,
 	.move = env_move,
 	.tier_free = env_tier_free,
+	.where = env_where,
+	.move_list = env_move_list,
 };

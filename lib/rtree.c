@@ -853,11 +853,15 @@ int tiermm__rtree_unmap(struct tiermm__rtree *t, uint64_t start, uint64_t end)
 
 /* ---- observations ---- */
 
-/* pages pages from a, each accessed hits times (DAMON's nr_accesses). */
+/*
+ * pages pages from a, each accessed hits times (DAMON's nr_accesses), or
+ * with spread, hits accesses in all over them.
+ */
 static void record_span(struct tiermm__rtree *t, uint64_t a, uint64_t pages,
-			uint32_t hits)
+			uint32_t hits, bool spread)
 {
-	double per_page = hits ? (double)hits : 1.0;
+	double per_page = spread ? (double)hits / (double)(pages ? pages : 1) :
+				   (hits ? (double)hits : 1.0);
 	uint64_t b;
 	long f;
 	size_t i;
@@ -898,8 +902,11 @@ void tiermm__rtree_record(struct tiermm__rtree *t,
 		uint64_t addr = obs[k].addr, off;
 		struct node *nd = &v[last];
 
+		if (obs[k].flags & TIERMM__OBS_PASS)
+			continue;
 		if (obs[k].flags & TIERMM__OBS_RANGE) {
-			record_span(t, addr, obs[k].weight, obs[k].hits);
+			record_span(t, addr, obs[k].weight, obs[k].hits,
+				    obs[k].flags & TIERMM__OBS_SPREAD);
 			continue;
 		}
 		off = addr - nd->start;

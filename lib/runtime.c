@@ -82,7 +82,7 @@
 #define DEF_QUOTA 0.05
 #define POLL_MAX_NS 100000000ULL	/* sampler polls at least every 100 ms */
 #define POLL_MIN_NS 10000000ULL
-#define QUEUE_MAX (1u << 18)	/* observations queued (8 MiB) */
+#define QUEUE_MAX (1u << 17)	/* observations queued (12 MiB) */
 #define SHARE_BIT (1ULL << 63)
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
 

@@ -13,13 +13,15 @@
  * DAMON does, but only for the pages we scan).
  *
  * Granularity: the bitmap mode, one bit per 4 KiB page (a THP sets its 512
- * bits), and one TIERMM__OBS_RANGE observation per run of accessed pages
- * (weight = the run's pages, hits 1). Exact to the page, whatever
- * boundaries the classifier's ranges have (mapping starts are 4 KiB
- * aligned); the counts mode would give one number per 2 MiB and leave the
- * pages' positions inside it unknown. The bitmap costs 32 KiB per 1 GiB
- * window; observations are at most one per accessed page, and runs make
- * THPs and hot areas a handful.
+ * bits), summarised per 2 MiB block of the address space: one
+ * TIERMM__OBS_RANGE | TIERMM__OBS_SPREAD observation from the block's first
+ * to its last accessed page, hits = its accessed pages (emit()). The
+ * classifier's ranges are 2 MiB at least, so it loses nothing that it
+ * would use, and a pass over 1 GiB gives at most 512 observations (one per
+ * run of accessed pages gave one per page under random access, and
+ * ingesting them cost more than scanning). The bitmap rather than the
+ * module's counts mode: it needs no 2 MiB alignment of the scanned range,
+ * so only writable mappings are scanned. It costs 32 KiB per 1 GiB window.
  *
  * Bounded work: poll() examines at most max_pages pages (default 262144,
  * 1 GiB of 4 KiB pages; ranges without page tables cost nothing), in
@@ -52,6 +54,7 @@
 #include "tiering.h"
 
 #define SCAN_PAGE 4096ull
+#define SCAN_BLOCK (2ull << 20)
 #define DEF_INTERVAL_US 100000
 #define DEF_MAX_PAGES 262144
 /*
@@ -62,7 +65,7 @@
  */
 #define CALLS_PER_POLL 4096
 #define POLL_NS_MAX 20000000ull
-#define OBS_BATCH 256
+#define OBS_BATCH 128
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
@@ -164,80 +167,119 @@ static int flush_obs(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 	return ret < 0 ? ret : 0;
 }
 
-static int emit_run(struct tiermm__backend *b, uint64_t addr, uint64_t pages,
-		    uint64_t now, tiermm__obs_sink sink, void *ctx)
+/*
+ * One observation per 2 MiB block (of the address space) with accessed
+ * pages: the span from its first to its last accessed page, with the number
+ * of accessed pages spread over it.
+ */
+static int emit_block(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
+		      uint64_t lo, uint64_t hi, uint64_t first, uint64_t last,
+		      uint64_t accessed, uint64_t now, tiermm__obs_sink sink,
+		      void *ctx)
 {
-	b->batch[b->nbatch++] = (struct tiermm__obs){
+	struct tiermm__obs *o = &b->batch[b->nbatch++];
+	uint64_t addr = bt->base + first * SCAN_PAGE;
+	uint64_t blk = addr & ~(SCAN_BLOCK - 1);
+
+	*o = (struct tiermm__obs){
 		.addr = addr,
-		.weight = (uint32_t)pages,	/* <= a 1 GiB window */
-		.hits = 1,
-		.flags = TIERMM__OBS_RANGE,
+		.weight = (uint32_t)(last - first + 1),	/* <= 512 */
+		.hits = (uint32_t)accessed,
+		.flags = TIERMM__OBS_RANGE | TIERMM__OBS_SPREAD | TIERMM__OBS_BITS,
 		.time_ns = now,
 	};
+	/* The block's bits, as bit (page - blk) / 4 KiB. */
+	for (uint64_t i = lo; i < hi; i++)
+		if (bt->bitmap[i / 64] & (1ull << (i % 64))) {
+			uint64_t k = (bt->base + i * SCAN_PAGE - blk) / SCAN_PAGE;
+
+			o->bits[k / 64] |= 1ull << (k % 64);
+		}
 	return b->nbatch == OBS_BATCH ? flush_obs(b, sink, ctx) : 0;
 }
 
-/* The runs of set bits of [bt->start, bt->end) as observations. */
+/* Bits [lo, hi) of a bitmap: how many are set, the first and the last. */
+static uint64_t bits_in(const uint64_t *map, uint64_t lo, uint64_t hi,
+			uint64_t *first, uint64_t *last)
+{
+	uint64_t n = 0;
+
+	*first = UINT64_MAX;
+	*last = 0;
+	for (uint64_t i = lo; i < hi;) {
+		uint64_t left = 64 - i % 64, word = map[i / 64] >> (i % 64);
+
+		if (hi - i < left)
+			left = hi - i;
+		if (left < 64)
+			word &= (1ull << left) - 1;
+		if (word) {
+			if (*first == UINT64_MAX)
+				*first = i + (uint64_t)__builtin_ctzll(word);
+			*last = i + 63 - (uint64_t)__builtin_clzll(word);
+			n += (uint64_t)__builtin_popcountll(word);
+		}
+		i += left;
+	}
+	return n;
+}
+
+/*
+ * What [bt->start, bt->end) found accessed, as one observation per 2 MiB
+ * block with accessed pages (emit_block()): at most 512 pages a block,
+ * so a pass over 1 GiB gives at most 512 observations, whatever the access
+ * pattern (one per run of accessed pages gave one per page for random
+ * accesses: hundreds of thousands a pass, and their ingestion cost more
+ * than the scan). The classifier's ranges are 2 MiB or larger, and a
+ * block's accesses stay within the first and last accessed page.
+ */
 static int emit(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
 		uint64_t now, tiermm__obs_sink sink, void *ctx)
 {
-	uint64_t first, last, run = UINT64_MAX;	/* bit where a run began */
+	uint64_t a;
 	int ret;
 
 	if (bt->end <= bt->start || !bt->bitmap)
 		return 0;
-	first = (bt->start - bt->base) / SCAN_PAGE;
-	last = (bt->end - bt->base) / SCAN_PAGE;
-	if (last > bt->nr)
-		last = bt->nr;
-	for (uint64_t i = first; i < last;) {
-		uint64_t word = bt->bitmap[i / 64] >> (i % 64);
-		uint64_t left = 64 - i % 64, step;
+	for (a = bt->start; a < bt->end;) {
+		uint64_t blk_end = (a | (SCAN_BLOCK - 1)) + 1, lo, hi, first, last, n;
 
-		if (last - i < left) {
-			left = last - i;
-			word &= (1ull << left) - 1;
-		}
-		if (run == UINT64_MAX) {
-			/* Looking for a set bit. */
-			if (!word) {
-				i += left;
-				continue;
-			}
-			step = (uint64_t)__builtin_ctzll(word);
-			run = i + step;
-			i += step;
-		} else {
-			/* Looking for the end of the run. */
-			uint64_t zeros = ~word & (left == 64 ? ~0ull : (1ull << left) - 1);
-
-			if (!zeros) {
-				i += left;
-				continue;
-			}
-			step = (uint64_t)__builtin_ctzll(zeros);
-			i += step;
-			ret = emit_run(b, bt->base + run * SCAN_PAGE, i - run, now,
-				       sink, ctx);
+		if (blk_end > bt->end || blk_end < a)
+			blk_end = bt->end;
+		lo = (a - bt->base) / SCAN_PAGE;
+		hi = (blk_end - bt->base) / SCAN_PAGE;
+		if (hi > bt->nr)
+			hi = bt->nr;
+		if (lo >= hi)
+			break;
+		n = bits_in(bt->bitmap, lo, hi, &first, &last);
+		if (n) {
+			ret = emit_block(b, bt, lo, hi, first, last, n, now,
+					 sink, ctx);
 			if (ret)
 				return ret;
-			run = UINT64_MAX;
 		}
+		a = blk_end;
 	}
-	if (run != UINT64_MAX)
-		return emit_run(b, bt->base + run * SCAN_PAGE, last - run, now,
-				sink, ctx);
 	return 0;
 }
 
-static void end_span(struct tiermm__backend *b)
+/* Done with the current span; at the end of a pass, say so (OBS_PASS). */
+static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 {
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
 	if (++b->si >= b->nspans) {
 		b->in_pass = false;
 		b->st.passes++;
+		b->batch[b->nbatch++] = (struct tiermm__obs){
+			.flags = TIERMM__OBS_PASS,
+			.time_ns = now_ns(),
+		};
+		if (b->nbatch == OBS_BATCH)
+			return flush_obs(b, sink, ctx);
 	}
+	return 0;
 }
 
 static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
@@ -286,8 +328,9 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 			if (ret == -EINVAL) {
 				/* The mapping went away (or never was scannable). */
 				b->sc = NULL;
-				end_span(b);
-				ret = 0;
+				ret = end_span(b, sink, ctx);
+				if (ret)
+					break;
 				continue;
 			}
 			if (ret)
@@ -307,8 +350,9 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 			continue;
 		}
 		if (ret == 0 || ret == -EINVAL) {
-			end_span(b);
-			ret = 0;
+			ret = end_span(b, sink, ctx);
+			if (ret)
+				break;
 			continue;
 		}
 		break;

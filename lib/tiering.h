@@ -41,12 +41,26 @@ struct tiermm__obs {
 	uint64_t time_ns;	/* CLOCK_MONOTONIC */
 	uint32_t hits;		/* range: accesses per page (0 counts as 1) */
 	uint32_t reserved;	/* 0 */
+	/*
+	 * TIERMM__OBS_BITS: the accessed pages of the 2 MiB block holding
+	 * addr, bit i = page (addr & ~(2 MiB - 1)) + i * 4096 (the scanner's
+	 * pass): what the page-level classifier (heat.c) learns from.
+	 */
+	uint64_t bits[8];
 };
 
 #define TIERMM__OBS_STORE	(1u << 0)	/* a store (else a load) */
 #define TIERMM__OBS_RANGE	(1u << 1)	/* addr..addr+weight*4096 was
 						 * accessed, weight pages, each
 						 * max(hits, 1) times */
+#define TIERMM__OBS_BITS	(1u << 3)	/* bits[] is valid */
+#define TIERMM__OBS_PASS	(1u << 4)	/* no access: the scanner finished
+						 * a pass over the address space */
+#define TIERMM__OBS_SPREAD	(1u << 2)	/* with RANGE: hits accesses in
+						 * all, spread evenly over the
+						 * weight pages (a summary of
+						 * a sparse area: the scanner's
+						 * accessed pages per 2 MiB) */
 
 /* Where observations go: returns 0, or -errno to stop the producer. */
 typedef int (*tiermm__obs_sink)(const struct tiermm__obs *obs, size_t n,

@@ -93,6 +93,7 @@ struct opts {
 	int fast_node, slow_node;
 	long min_free_kb;
 	bool no_filler;
+	double tm_quota;	/* tiermm policies' CPU quota; <0: default */
 };
 
 static void usage(FILE *f)
@@ -114,6 +115,8 @@ static void usage(FILE *f)
 "  --fast-node N, --slow-node N   default: from the kernel's memory tiers\n"
 "  --min-free-kb N     vm.min_free_kbytes for the run (default 8192; 0 = leave)\n"
 "  --no-filler         do not limit the fast node (debugging)\n"
+"  --tiermm-quota Q    tiermm-* policies: the runtime's CPU quota, a share of\n"
+"                      one CPU (default: the library's, 0.05; 0 = no quota)\n"
 "  --out FILE          CSV output (default: stdout)\n"
 "  --verbose\n",
 		tb_policy_names());
@@ -123,7 +126,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum { O_WL = 256, O_POL, O_SHARE, O_FOOT, O_SEC, O_SAMPLE, O_SHIFT,
 	       O_STEADY, O_THREADS, O_THETA, O_SEED, O_FAST, O_SLOW, O_MINFREE,
-	       O_NOFILL, O_OUT, O_VERB, O_LIST, O_HELP };
+	       O_NOFILL, O_OUT, O_VERB, O_LIST, O_HELP, O_QUOTA };
 	static const struct option lo[] = {
 		{ "workload", 1, NULL, O_WL }, { "policy", 1, NULL, O_POL },
 		{ "fast-share", 1, NULL, O_SHARE },
@@ -137,6 +140,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "min-free-kb", 1, NULL, O_MINFREE },
 		{ "no-filler", 0, NULL, O_NOFILL }, { "out", 1, NULL, O_OUT },
 		{ "verbose", 0, NULL, O_VERB },
+		{ "tiermm-quota", 1, NULL, O_QUOTA },
 		{ "list-policies", 0, NULL, O_LIST }, { "help", 0, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -146,7 +150,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			    .seconds = 60, .sample_ms = 500, .shift_s = 10,
 			    .steady_from = 0.5, .threads = 1, .theta = 0.99,
 			    .seed = 1, .fast_node = -1, .slow_node = -1,
-			    .min_free_kb = 8192 };
+			    .min_free_kb = 8192, .tm_quota = -1 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case O_WL: o->workload = optarg; break;
@@ -166,6 +170,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_NOFILL: o->no_filler = true; break;
 		case O_OUT: o->out = optarg; break;
 		case O_VERB: g_verbose = true; break;
+		case O_QUOTA: o->tm_quota = atof(optarg); break;
 		case O_LIST: printf("%s\n", tb_policy_names()); exit(0);
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -178,7 +183,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (o->fast_share <= 0 || o->fast_share >= 1 || o->footprint_mib < 8 ||
 	    o->seconds <= 0 || o->sample_ms < 10 || o->threads < 1 ||
 	    o->threads > TB_MAX_THREADS || o->theta <= 0 || o->shift_s <= 0 ||
-	    o->steady_from < 0 || o->steady_from >= 1) {
+	    o->steady_from < 0 || o->steady_from >= 1 ||
+	    (o->tm_quota < 0 && o->tm_quota != -1) || o->tm_quota > 1) {
 		fprintf(stderr, "tierbench: an option is out of range\n");
 		return -1;
 	}
@@ -888,6 +894,7 @@ int main(int argc, char **argv)
 	b->main_tid = tb_gettid();
 	b->policy_name = o.policy;
 	b->fast_share = o.fast_share;
+	b->tm_quota = o.tm_quota;
 	b->nthreads = o.threads;
 	w = &b->wl;
 	w->ops = tb_workload_find(o.workload);
@@ -1331,5 +1338,10 @@ int main(int argc, char **argv)
 	       o.workload, o.policy, sm.mean_ftas, sm.mean_oracle, sm.ratio,
 	       sm.t90_start, sm.model_ns, sm.policy_cpu, sm.policy_cpu_pct,
 	       sm.migrated, sm.ops);
+	if (b->pol_failed) {
+		tb_log(b, "the policy failed during the run (%s): the run does not count",
+		       b->pol_final);
+		return 1;
+	}
 	return 0;
 }

@@ -500,6 +500,8 @@ static int tm_start(struct tb_bench *b)
 		.sz = sizeof(opts),
 		.backend = st->backend,
 		.budget_bytes = (uint64_t)b->fast_pages * TB_PAGE,
+		.cpu_quota = b->tm_quota > 0 ? b->tm_quota : 0,
+		.flags = b->tm_quota == 0 ? TIERMM_RUNTIME_NO_CPU_QUOTA : 0,
 	};
 	struct tiermm_runtime_stats rs = { .sz = sizeof(rs) };
 	int ret;
@@ -529,8 +531,15 @@ static int tm_start(struct tb_bench *b)
 static double tm_cpu(struct tb_bench *b)
 {
 	struct tm_state *st = b->pstate;
+	struct tiermm_runtime_stats rs = { .sz = sizeof(rs) };
 	double v = runtime_threads_s(b) - st->threads0 +
 		   (strcmp(st->backend, "damon") ? 0 : kdamonds_s() - st->kd0);
+
+	/* threads that ended (a failed runtime) are gone from /proc: the
+	 * runtime's own accounting then */
+	if (st->rt && !tiermm_runtime_stats(st->rt, &rs) &&
+	    rs.cpu_sampling_s + rs.cpu_classify_s + rs.cpu_migrate_s > v)
+		v = rs.cpu_sampling_s + rs.cpu_classify_s + rs.cpu_migrate_s;
 
 	return v > 0 ? v : 0;
 }
@@ -583,6 +592,8 @@ static void tm_stop(struct tb_bench *b)
 			       rs.cpu_sampling_s, rs.cpu_classify_s,
 			       rs.cpu_migrate_s, rs.error ? " error: " : "",
 			       rs.error ? rs.error_msg : "");
+		if (rs.state == TIERMM_RUNTIME_FAILED)
+			b->pol_failed = true;
 		tiermm_runtime_stop(st->rt);
 	}
 	free(st);

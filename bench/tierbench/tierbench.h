@@ -215,6 +215,7 @@ struct tb_bench {
 	_Atomic bool stop;
 	pid_t pid, main_tid;
 	bool verbose;
+	double tm_quota;	/* --tiermm-quota; <0: the library's default */
 	/* the metadata arena */
 	void *meta;
 	size_t meta_len;
@@ -222,6 +223,7 @@ struct tb_bench {
 	void *pstate;
 	char pol_note[768];	/* what the policy set up, for the CSV */
 	char pol_final[1024];	/* what it says it did, at stop */
+	bool pol_failed;	/* it stopped working during the run */
 };
 
 void tb_log(struct tb_bench *b, const char *fmt, ...)
