@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config libhwloc-dev hwloc libnuma-dev numactl
 liburcu-dev libcmocka-dev python3 qemu-system-x86 busybox-static cpio kmod
-groff-base file linux-source-6.12 xz-utils"
+groff-base file linux-source-6.12 xz-utils stress-ng"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -728,17 +729,64 @@ static int apply_placement(char *msg, size_t len)
  * topology: on Debian the libxml2 XML reader (with ICU and libstdc++), OpenCL,
  * GL (X11) and PCI, 20-35 ms before main() for nothing, since tiermm filters
  * I/O objects out and reads its cache with hwloc's own XML parser just as
- * well. The constructor blacklists them for that first load (unless the user
- * chose a blacklist), then restores the environment.
+ * well. The plugins stay loaded for the life of the process, so a program
+ * that uses hwloc itself would see it without them: the constructor
+ * blacklists them for that first load (then restores the environment) only
+ * when no loaded object but libtiermm needs libhwloc, and the user chose no
+ * blacklist of their own.
  */
 #define HWLOC_BLACKLIST "hwloc_xml_libxml,hwloc_opencl,hwloc_gl,hwloc_pci"
 static bool g_in_ctor;
+
+static bool has_prefix(const char *path, const char *prefix)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+
+	return !strncmp(base, prefix, strlen(prefix));
+}
+
+static int needs_hwloc_cb(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+	const char *name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "";
+	const ElfW(Dyn) *dyn = NULL;
+	const char *strtab = NULL;
+
+	(void)size;
+	if (has_prefix(name, "libtiermm") || has_prefix(name, "libhwloc"))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	if (!dyn)
+		return 0;
+	/* ld.so has relocated the d_ptr entries of loaded objects on x86-64. */
+	for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++)
+		if (d->d_tag == DT_STRTAB)
+			strtab = (const char *)d->d_un.d_ptr;
+	if (!strtab)
+		return 0;
+	for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++)
+		if (d->d_tag == DT_NEEDED && has_prefix(strtab + d->d_un.d_val, "libhwloc.so")) {
+			*(bool *)ctx = true;
+			return 1;
+		}
+	return 0;
+}
+
+/* Does the program (any loaded object but libtiermm) use hwloc itself? */
+static bool program_uses_hwloc(void)
+{
+	bool uses = false;
+
+	dl_iterate_phdr(needs_hwloc_cb, &uses);
+	return uses;
+}
 
 static int load_topo(char *msg, size_t len)
 {
 	TIERMM_OPTS(tiermm_topo_opts, o, .xml_path = g_conf.topo[0] ? g_conf.topo : NULL,
 		    .flags = g_conf.topo[0] ? TIERMM_TOPO_CHECK_MACHINE : 0);
-	bool blacklist = g_in_ctor && !getenv("HWLOC_PLUGINS_BLACKLIST");
+	bool blacklist = g_in_ctor && !getenv("HWLOC_PLUGINS_BLACKLIST") && !program_uses_hwloc();
 	int ret;
 
 	if (g_topo)

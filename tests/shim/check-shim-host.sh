@@ -10,6 +10,7 @@
 # message; TIERMM_STRICT=1 exits 127), LD_PRELOAD taken out for children unless follow-exec:1,
 # follow-fork:1 children with their own statistics files, the statistics records (events,
 # regions seen), `tiermm stat` finding them, and `tiermm run`'s exit statuses.
+# lstopo uses hwloc itself: the shim must not change what hwloc shows it.
 # Usage: check-shim-host.sh TIERMM LIBTIERMM-PRELOAD.so BINDIR MMAP_MALLOC.so [EXTRA_PRELOAD]
 # (EXTRA_PRELOAD comes first in LD_PRELOAD: the sanitizer runtime of a sanitized build.)
 set -uo pipefail
@@ -56,6 +57,7 @@ compare() {
 
 progs=(
 	"ls|ls -la /usr/bin dir"
+	"lstopo|lstopo-no-graphics --of console"
 	"sort|sort in.txt"
 	"sort-tmpfiles|sort -n -S 1M --parallel=2 -T $work in.txt"
 	"sh|sh -c 'echo a; ls dir >/dev/null; exit 7'"
