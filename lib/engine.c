@@ -81,8 +81,8 @@
 #define MAKE_ROOM_CHUNK (8ULL << 20)	/* ... of this much at most each */
 #define NODE_WORDS (TIERMM__MAX_NODES / 64)
 #define HEAT_BLOCK (2ULL << 20)
-#define HEAT_MIN TIERMM__HEAT_STEP	/* page mode: seen once this epoch, or
-					 * twice in the last two */
+#define HEAT_MIN (2 * TIERMM__HEAT_STEP)	/* page mode: seen in two of the
+						 * last 16 passes at least */
 #define QUERY_MAX 262144
 #define RESIDENCY_EPOCHS 8	/* page mode: numa_maps read every 8 epochs */	/* page mode: pages asked about an epoch */
 
@@ -143,6 +143,7 @@ struct tiermm__engine {
 	bool page_mode;
 	unsigned int heat_t;		/* promote pages counting this or more */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
+	uint64_t classified_passes, classified_budget;	/* ... classification */
 
 	struct {
 		uint64_t promoted, demoted;	/* pages */
@@ -543,6 +544,12 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 	ret = heat_sync(e);
 	if (ret)
 		return ret;
+	/* Counts change only with a pass: the threshold stands until then. */
+	if (e->heat_t && e->heat->passes == e->classified_passes &&
+	    budget == e->classified_budget)
+		return 0;
+	e->classified_passes = e->heat->passes;
+	e->classified_budget = budget;
 	tiermm__heat_histogram(e->heat, hist);
 	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
 	if (t < HEAT_MIN) {
@@ -732,17 +739,21 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 }
 
 /*
- * Page mode's migration: the slow-tier pages counting heat_t or more onto
- * the fast tier, hottest first, within the budget and the tier's free
- * memory; to make room, fast-tier pages counting less than half of that
- * (the hysteresis: a page leaves only for one at least twice as hot)
- * leave it, coldest first, as many as the promotions need.
+ * Page mode's migration: over the budget (it shrank, or pages were faulted
+ * in on the fast tier), fast-tier pages counting less than heat_t leave it,
+ * coldest first, down to the budget; then the slow-tier pages counting
+ * heat_t or more onto the fast tier, hottest first, within the budget and
+ * the tier's free memory; to make room, fast-tier pages counting less than
+ * half of that (the hysteresis: a page leaves only for one at least twice
+ * as hot) leave it, coldest first, as many as the promotions need. A
+ * migration the pace cut short goes on at the next epoch even without a
+ * new pass; one the tier's memory cut short (ENOMEM) stops promoting.
  */
 static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			struct tier_state *ts)
 {
 	struct pages up = { 0 }, down = { 0 };
-	uint64_t queried = 0, room, need, got;
+	uint64_t queried = 0, room, need, got, nomem;
 	size_t ui = 0, di = 0;
 	unsigned int td = e->heat_t / 2 > 1 ? e->heat_t / 2 : 1;
 	bool paced = false;
@@ -751,7 +762,24 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	/* Nothing new since the last epoch (a slow scanner): nothing to do. */
 	if (e->heat->passes == e->heat_passes && ts->fast <= e->budget)
 		return 0;
-	e->heat_passes = e->heat->passes;
+	if (ts->fast > e->budget) {
+		uint64_t over = (ts->fast - e->budget + e->ps - 1) / e->ps;
+
+		ret = heat_collect(e, 0, e->heat_t, true, e->cfg.slow_tier, &queried, &down);
+		if (ret)
+			goto out;
+		qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
+		ret = heat_move(e, pace, &down, &di, over, e->cfg.slow_tier, &got, &paced);
+		if (ret)
+			goto out;
+		ts->fast -= min64(got, ts->fast);
+		ts->free += got;
+		if (paced) {
+			ret = 1;
+			goto out;
+		}
+		down.n = di = 0;
+	}
 	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &queried, &up);
 	if (ret || !up.n)
 		goto out;
@@ -781,6 +809,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		}
 		if (room < e->ps)
 			break;
+		nomem = e->c.nomem;
 		ret = heat_move(e, pace, &up, &ui, min64(batch, room) / e->ps,
 				e->cfg.fast_tier, &got, &paced);
 		if (ret)
@@ -788,11 +817,16 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		ts->fast += got;
 		ts->free -= min64(got, ts->free);
 		room -= min64(got, room);
+		if (e->c.nomem != nomem)
+			break;	/* the tier is full, whatever its free memory said */
 		if (!got && di >= down.n)
 			break;	/* nothing moved and nothing left to make room with */
 	}
 	ret = paced ? 1 : 0;
 out:
+	/* Done with these passes, unless cut short by the pace or an error. */
+	if (!ret)
+		e->heat_passes = e->heat->passes;
 	free(up.v);
 	free(down.v);
 	return ret;
@@ -1223,10 +1257,11 @@ out:
 		tiermm__heat_forget_where(e->heat);
 	e->fast_bytes = ts.fast;
 	tiermm__log(TIERMM_LOG_DEBUG,
-		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s",
+		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes)",
 		    e->epoch, (double)e->hot_bytes / 1048576, (double)e->budget / 1048576,
 		    (double)fast0 / 1048576, (double)ts.fast / 1048576, e->c.promoted - p0,
-		    e->c.demoted - d0, ret == 1 ? " (paced)" : "");
+		    e->c.demoted - d0, ret == 1 ? " (paced)" : "",
+		    e->page_mode ? "page" : "range", e->heat_t, e->heat->passes);
 	return ret;
 }
 

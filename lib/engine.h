@@ -97,8 +97,8 @@ enum {
 /* ---- page-level heat (heat.c) ---- */
 
 #define TIERMM__HEAT_PAGES 512	/* 4 KiB pages a 2 MiB block */
-#define TIERMM__HEAT_STEP 8	/* added for each pass that saw a page accessed */
-#define TIERMM__HEAT_DECAY_PASSES 4	/* counts halve every 4 passes */
+#define TIERMM__HEAT_STEP 4	/* added for each pass that saw a page accessed */
+#define TIERMM__HEAT_DECAY_PASSES 16	/* counts halve every 16 passes */
 
 struct tiermm__heat_block {
 	uint64_t base;			/* 2 MiB aligned */

@@ -19,8 +19,11 @@
  * halve them. Decay follows passes, not time: the scanner's pace depends on
  * its CPU share and the process's size, and a count must mean "accessed in
  * so many of the last passes" whatever the pace. A page accessed in every
- * pass counts 32 to 64 (step 8, halved every 4 passes); one accessed once
- * in the last four passes, 8 (the engine's minimum for a promotion).
+ * pass counts 64 to 128 (step 4, halved every 16 passes: 1.6 s at the
+ * scanner's fastest); one accessed in two of the last 16 passes, 8 (the
+ * engine's minimum for a promotion). The slow decay is the hysteresis's
+ * other half: counts of pages with the same popularity stay close, so the
+ * ranking does not churn.
  * Memory: 576 bytes a 2 MiB block (a byte a page plus four bitmaps), 0.03%
  * of the managed memory.
  *
@@ -222,8 +225,8 @@ unsigned int tiermm__heat_threshold(const uint64_t hist[256], uint64_t pages,
 	uint64_t cum = 0;
 	unsigned int t = 256;
 
-	/* The lowest level whose pages, with all hotter ones, fit. */
-	while (t > 1 && cum + hist[t - 1] <= pages) {
+	/* The lowest level whose pages, with all hotter ones, fit (cum <= pages). */
+	while (t > 1 && hist[t - 1] <= pages - cum) {
 		cum += hist[t - 1];
 		t--;
 	}

@@ -322,6 +322,7 @@ static void *sampler_main(void *arg)
 {
 	struct tiermm_runtime *rt = arg;
 	uint64_t next = mono_ns(), last_counters = 0;
+	bool busy = false;
 
 	rt->s_wall = mono_ns();
 	rt->s_cpu = thread_cpu_ns();
@@ -329,8 +330,11 @@ static void *sampler_main(void *arg)
 	while (!halted(rt)) {
 		uint64_t now;
 
-		if (sampler_credit(rt) >= 0) {
+		/* over the quota, a backend in mid-pass still finishes it */
+		if (sampler_credit(rt) >= 0 || busy) {
 			int ret = rt->bops->poll(rt->backend, sink, rt);
+
+			busy = ret == 1;
 
 			if (ret < 0) {
 				char msg[256];

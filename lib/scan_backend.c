@@ -31,6 +31,18 @@
  * after the previous one started, so a small process is not rescanned at
  * every poll.
  *
+ * Arming: a page's bit says whether it was touched since the pass that
+ * cleared it. Under a CPU quota the sampler may pause for seconds, and bits
+ * cleared that long ago are set for every page a busy process touches at
+ * all. A pass that starts more than 2 x interval_ns + 200 ms after the
+ * previous one ended (or the first one) only clears (st.arm_passes) and reports nothing; the next pass
+ * reports what was touched in the interval between them. So the window
+ * stays interval_ns (100 ms: what separates a page touched 10 times a
+ * second from one touched twice) whatever the pace, and a quota lowers how
+ * often pages are sampled, not what a sample means. poll() returns 1 while
+ * a pass is unfinished, so that the runtime finishes it on time even when
+ * over its CPU quota (and pays it back after).
+ *
  * Freshness: TIERMM_AB_SCAN_FLUSH, so every call that cleared bits ends
  * with a TLB flush on all CPUs (the module cannot flush one mm); without it
  * a page whose translation stays cached would not be marked accessed again
@@ -66,6 +78,9 @@
 #define CALLS_PER_POLL 4096
 #define POLL_NS_MAX 20000000ull
 #define OBS_BATCH 128
+/* A pass starting later than 2 x interval + this after the last one ended
+ * only arms (the sampler's own poll period is up to 100 ms). */
+#define STALE_SLACK_NS 200000000ull
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
@@ -80,7 +95,9 @@ struct tiermm__backend {
 	size_t nspans, si;
 	struct tiermm_ab_scanner *sc;
 	bool in_pass;
-	uint64_t pass_start;
+	bool arming;		/* this pass only clears: the bits were stale */
+	bool armed;		/* the last pass armed: the next one reports */
+	uint64_t pass_start, pass_end;
 	struct tiermm__obs batch[OBS_BATCH];
 	size_t nbatch;
 	struct tiermm__backend_stats st;
@@ -271,6 +288,10 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 	b->sc = NULL;
 	if (++b->si >= b->nspans) {
 		b->in_pass = false;
+		b->pass_end = now_ns();
+		b->armed = b->arming;
+		if (b->arming)
+			return 0;
 		b->st.passes++;
 		b->batch[b->nbatch++] = (struct tiermm__obs){
 			.flags = TIERMM__OBS_PASS,
@@ -293,7 +314,18 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		size_t n;
 
 		if (b->pass_start && now - b->pass_start < b->interval_ns)
-			return 0;
+			return b->armed;
+		/*
+		 * Bits cleared long ago say "touched in the last seconds",
+		 * which every page of a busy process is: such a pass only
+		 * clears them (arms), and the next one, interval_ns later,
+		 * reports.
+		 */
+		b->arming = !b->pass_end ||
+			    now - b->pass_end > 2 * b->interval_ns + STALE_SLACK_NS;
+		b->armed = false;
+		if (b->arming)
+			b->st.arm_passes++;
 		ret = read_spans(b->real_pid, &s, &n);
 		if (ret == -ESRCH)
 			return tiermm__fail(ESRCH, "scan backend: pid %d exited",
@@ -344,7 +376,7 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 			b->st.pages_scanned += bt.scanned;
 			b->st.pages_accessed += bt.accessed;
 			budget -= bt.scanned < budget ? bt.scanned : budget;
-			ret = emit(b, &bt, now, sink, ctx);
+			ret = b->arming ? 0 : emit(b, &bt, now, sink, ctx);
 			if (ret)
 				break;
 			continue;
@@ -361,7 +393,11 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		ret = flush_obs(b, sink, ctx);
 	else
 		flush_obs(b, sink, ctx);
-	return ret;
+	/*
+	 * Mid-pass, or armed: the pass that reports must come on time, or
+	 * the pages scanned last (all of them) wait longer.
+	 */
+	return ret < 0 ? ret : (b->in_pass || b->armed);
 }
 
 static void scan_close(struct tiermm__backend *b)

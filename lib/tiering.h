@@ -117,7 +117,9 @@ struct tiermm__backend_stats {
 				 * (PERF_RECORD_LOST) + samples the PMU lost
 				 * (PERF_RECORD_LOST_SAMPLES) */
 	uint64_t throttled;	/* perf: PERF_RECORD_THROTTLE */
-	uint64_t passes;	/* scan: complete passes; damon: snapshots */
+	uint64_t passes;	/* scan: complete reporting passes; damon:
+				 * snapshots */
+	uint64_t arm_passes;	/* scan: passes that only cleared bits */
 	uint64_t pages_scanned;	/* scan */
 	uint64_t pages_accessed;	/* scan */
 	uint64_t regions;	/* damon: regions read (all snapshots) */
@@ -144,7 +146,9 @@ struct tiermm__backend_ops {
 		    struct tiermm__backend **b);
 	/*
 	 * Deliver what was observed since the last call to sink. Never blocks
-	 * for long (bounded work). 0 or -errno (-ESRCH: the process is gone).
+	 * for long (bounded work). 0, 1 (in the middle of a unit of work:
+	 * call again at the next poll even when over the CPU quota), or
+	 * -errno (-ESRCH: the process is gone).
 	 */
 	int (*poll)(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx);
 	/*

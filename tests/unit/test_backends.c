@@ -1229,7 +1229,10 @@ static void test_scan_fake_module(void **state)
 	do {
 		uint64_t before = fk.scanned;
 
-		assert_int_equal(tiermm__scan_backend.poll(b, coll_sink, &col), 0);
+		int r = tiermm__scan_backend.poll(b, coll_sink, &col);
+
+		/* 1: mid-pass */
+		assert_true(r == 0 || r == 1);
 		/* Bounded: the budget plus at most one scanner call. */
 		assert_true(fk.scanned - before <= cfg.max_pages + cfg.max_pages / 4);
 		tiermm__scan_backend.stats(b, &st);
