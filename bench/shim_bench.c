@@ -20,6 +20,9 @@
  * aside), the bench says so and measures backend:none instead: placement,
  * interposers and the statistics thread, no runtime.
  *
+ * The programs measured are shim_bench_work (this file built with
+ * SHIM_BENCH_WORKER): like the programs the shim is for, it does not link
+ * libtiermm, so loading libtiermm and hwloc counts against the shim.
  * Runs alternate (without, with, without, ...) and the medians are
  * compared, in one invocation. Exit status 0 when both targets are met,
  * 1 when one is missed, 2 on a usage error or when a run fails.
@@ -41,8 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef SHIM_BENCH_WORKER
 #include <tiermm.h>
+#endif
 
+#ifdef SHIM_BENCH_WORKER
 static uint64_t rng = 88172645463325252ULL;
 
 static uint64_t next(void)
@@ -147,6 +153,20 @@ static int work_mmap(long iters)
 	return 0;
 }
 
+/* shim_bench_work noop|alloc|mmap ITERATIONS */
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	if (!strcmp(argv[1], "noop"))
+		return 0;
+	if (!strcmp(argv[1], "alloc"))
+		return work_alloc(atol(argv[2]));
+	if (!strcmp(argv[1], "mmap"))
+		return work_mmap(atol(argv[2]));
+	return 2;
+}
+#else
 static double now(void)
 {
 	struct timespec ts;
@@ -155,7 +175,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static char self[PATH_MAX];
+static char self[PATH_MAX], worker[PATH_MAX];
 
 /* Run ourselves in work mode, with or without the shim; wall seconds, or -1. */
 static double run(const char *work, long iters, const char *shim, const char *conf,
@@ -183,7 +203,7 @@ static double run(const char *work, long iters, const char *shim, const char *co
 		} else {
 			unsetenv("LD_PRELOAD");
 		}
-		execl(self, self, "--work", work, it, (char *)NULL);
+		execl(worker, worker, work, it, (char *)NULL);
 		_exit(126);
 	}
 	if (waitpid(pid, &st, 0) < 0)
@@ -251,13 +271,12 @@ int main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "conf", required_argument, NULL, 'c' },
 		{ "tcg", no_argument, NULL, 't' },
-		{ "work", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char shim[PATH_MAX] = "", dir[] = "/tmp/shim_bench-XXXXXX", cache[PATH_MAX + 32],
 	     stats[PATH_MAX + 32], conf[4 * PATH_MAX] = "", base[2 * PATH_MAX + 256];
 	const char *user_conf = NULL, *why = "";
-	long alloc_iters = 3000000, mmap_iters = 200000;
+	long alloc_iters = 3000000, mmap_iters = 50000;
 	int reps = 9, c, st = 0, ret = 0;
 	double p0, p1, a0, a1, m0, m1;
 	bool tcg = false;
@@ -278,16 +297,6 @@ int main(int argc, char **argv)
 		case 't':
 			tcg = true;
 			break;
-		case 'w':
-			if (optind >= argc)
-				return 2;
-			if (!strcmp(optarg, "noop"))
-				return 0;
-			if (!strcmp(optarg, "alloc"))
-				return work_alloc(atol(argv[optind]));
-			if (!strcmp(optarg, "mmap"))
-				return work_mmap(atol(argv[optind]));
-			return 2;
 		default:
 			fprintf(stderr, "usage: shim_bench [--shim PATH] [--reps N] [--conf TIERMM_CONF] [--tcg]\n");
 			return 2;
@@ -307,6 +316,14 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		return 2;
 	self[n] = '\0';
+	snprintf(worker, sizeof(worker), "%s", self);
+	if (!strrchr(worker, '/') ||
+	    (size_t)snprintf(strrchr(worker, '/') + 1, sizeof(worker) - (size_t)(strrchr(worker, '/') + 1 - worker),
+			     "shim_bench_work") >= sizeof(worker) - (size_t)(strrchr(worker, '/') + 1 - worker) ||
+	    access(worker, X_OK)) {
+		fprintf(stderr, "shim_bench: shim_bench_work is not next to %s\n", self);
+		return 2;
+	}
 	if (!shim[0] && find_shim(shim, sizeof(shim))) {
 		fprintf(stderr, "shim_bench: libtiermm-preload.so is not in ../lib next to %s; use --shim\n",
 			self);
@@ -336,8 +353,8 @@ int main(int argc, char **argv)
 	if (measure("noop", 0, tcg ? 11 : 31, shim, conf, &p0, &p1) ||
 	    measure("alloc", alloc_iters, reps, shim, conf, &a0, &a1) ||
 	    measure("mmap", mmap_iters, reps, shim, conf, &m0, &m1)) {
-		fprintf(stderr, "shim_bench: a run failed (try TIERMM_STRICT=1 LD_PRELOAD=%s TIERMM_CONF=%s %s --work noop 0)\n",
-			shim, conf, self);
+		fprintf(stderr, "shim_bench: a run failed (try TIERMM_STRICT=1 LD_PRELOAD=%s TIERMM_CONF=%s %s noop 0)\n",
+			shim, conf, worker);
 		ret = 2;
 		goto out;
 	}
@@ -357,3 +374,4 @@ out:
 	rmdir(dir);
 	return ret;
 }
+#endif /* SHIM_BENCH_WORKER */

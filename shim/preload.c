@@ -58,6 +58,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,15 +173,37 @@ static pid_t raw_getpid(void)
 	return (pid_t)syscall(SYS_getpid);
 }
 
+/* What stderr was when the constructor ran (st_dev, st_ino; 0/0: closed). */
+static dev_t g_err_dev;
+static ino_t g_err_ino;
+
+static void note_stderr(void)
+{
+	struct stat st;
+
+	if (!fstat(STDERR_FILENO, &st)) {
+		g_err_dev = st.st_dev;
+		g_err_ino = st.st_ino;
+	}
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* One line on stderr, with one write(2): no stdio state of the program touched. */
+/*
+ * One line on stderr, with one write(2): no stdio state of the program
+ * touched. Only while descriptor 2 is still the file it was when the
+ * program started: a daemon that closed it may have opened one of its own
+ * files there since.
+ */
 static void say(const char *fmt, ...)
 {
 	char buf[1536];
+	struct stat st;
 	va_list ap;
 	int n;
 
+	if (fstat(STDERR_FILENO, &st) || st.st_dev != g_err_dev || st.st_ino != g_err_ino)
+		return;
 	memcpy(buf, PFX, sizeof(PFX) - 1);
 	va_start(ap, fmt);
 	n = vsnprintf(buf + sizeof(PFX) - 1, sizeof(buf) - sizeof(PFX) - 1, fmt, ap);
@@ -859,6 +882,8 @@ static int start_all(char *msg, size_t len)
 	g_pt_error[0] = '\0';
 	if (!g_t0.tv_sec && !g_t0.tv_nsec)
 		clock_gettime(CLOCK_MONOTONIC, &g_t0);
+	/* This process's start time (a forked child's is its own). */
+	tmm_proc_starttime(0, &g_starttime);
 	if (g_conf.stats[0] &&
 	    tmm_stats_path(g_conf.stats, raw_getpid(), g_child, g_stats_path,
 			   sizeof(g_stats_path))) {
@@ -1012,7 +1037,6 @@ static void atfork_child(void)
 	g_stats_opened = false;
 	memset(&g_t0, 0, sizeof(g_t0));
 	__atomic_store_n(&g_pt_moved, 0, __ATOMIC_RELAXED);
-	tmm_proc_starttime(0, &g_starttime);
 }
 
 /*
@@ -1236,9 +1260,9 @@ __attribute__((constructor)) static void shim_init(void)
 	resolve();
 	pthread_mutex_lock(&g_lock);
 	g_pid = raw_getpid();
+	note_stderr();
 	g_strict = strict && *strict && strcmp(strict, "0") && strcmp(strict, "no") &&
 		   strcmp(strict, "false");
-	tmm_proc_starttime(0, &g_starttime);
 	tmm_proc_stat_field(0, 47, &g_start_brk);
 	tmm_conf_init(&g_conf);
 	ret = tmm_nodes_allowed(&allowed, err, sizeof(err));
