@@ -144,6 +144,7 @@ struct tiermm__engine {
 	unsigned int heat_t;		/* promote pages counting this or more */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
 	uint64_t classified_passes, classified_budget;	/* ... classification */
+	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
 
 	struct {
 		uint64_t promoted, demoted;	/* pages */
@@ -522,6 +523,7 @@ static int heat_sync(struct tiermm__engine *e)
 	}
 	for (size_t i = 0; i < e->nmaps; i++)
 		l[i] = (struct span){ e->maps[i].start, e->maps[i].end };
+	e->classified_passes = UINT64_MAX;	/* the counts changed: classify */
 	free(e->heat_layout);
 	e->heat_layout = l;
 	e->nheat_layout = e->nmaps;
@@ -530,12 +532,13 @@ static int heat_sync(struct tiermm__engine *e)
 
 /*
  * Page mode's plan: the count threshold that fits the pages above it to the
- * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN.
+ * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN nor
+ * twice the median count.
  */
 static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 {
-	uint64_t hist[256], above = 0;
-	unsigned int t;
+	uint64_t hist[256], above = 0, total = 0, cum = 0;
+	unsigned int t, floor;
 	int ret;
 
 	e->page_mode = e->heat->fed && e->ops->where && e->ops->move_list;
@@ -546,20 +549,38 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 		return ret;
 	/* Counts change only with a pass: the threshold stands until then. */
 	if (e->heat_t && e->heat->passes == e->classified_passes &&
-	    budget == e->classified_budget)
+	    budget == e->classified_budget) {
+		e->hot_bytes = e->heat_hot_bytes;	/* (the range plan's, until here) */
 		return 0;
+	}
 	e->classified_passes = e->heat->passes;
 	e->classified_budget = budget;
 	tiermm__heat_histogram(e->heat, hist);
+	for (unsigned int v = 0; v < 256; v++)
+		total += hist[v];
 	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
-	if (t < HEAT_MIN) {
-		t = HEAT_MIN;
+	/*
+	 * Not below twice the median count: filling the budget with pages
+	 * hardly hotter than the typical page swaps noise for noise (GUPS's
+	 * cold pages, all equally popular, count from 10 to 40).
+	 */
+	floor = HEAT_MIN;
+	for (unsigned int v = 0; v < 256; v++) {
+		cum += hist[v];
+		if (2 * cum >= total) {
+			if (2 * v > floor)
+				floor = 2 * v;
+			break;
+		}
+	}
+	if (t < floor) {
+		t = floor > 255 ? 256 : floor;
 		above = 0;
 		for (unsigned int v = t; v < 256; v++)
 			above += hist[v];
 	}
 	e->heat_t = t;
-	e->hot_bytes = above * e->ps;
+	e->hot_bytes = e->heat_hot_bytes = above * e->ps;
 	return 0;
 }
 
