@@ -88,6 +88,7 @@ typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef int (*munmap_fn)(void *, size_t);
 typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
 typedef pid_t (*fork_fn)(void);
+typedef int (*daemon_fn)(int, int);
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*execv_fn)(const char *, char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
@@ -97,7 +98,8 @@ static struct {
 	mmap_fn mmap, mmap64;
 	munmap_fn munmap;
 	mremap_fn mremap;
-	fork_fn fork;
+	fork_fn fork, fork_raw;
+	daemon_fn daemon;
 	execve_fn execve, execvpe;
 	execv_fn execv, execvp;
 	fexecve_fn fexecve;
@@ -119,6 +121,8 @@ static void resolve(void)
 	R(munmap, "munmap");
 	R(mremap, "mremap");
 	R(fork, "fork");
+	R(fork_raw, "_Fork");
+	R(daemon, "daemon");
 	R(execve, "execve");
 	R(execvpe, "execvpe");
 	R(execv, "execv");
@@ -1061,6 +1065,76 @@ EXPORT pid_t fork(void)
 	saved = errno;
 	pthread_mutex_lock(&g_lock);
 	{
+		char msg[1024];
+
+		if (start_all(msg, sizeof(msg))) {
+			pthread_mutex_unlock(&g_lock);
+			refuse(msg);
+			errno = saved;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&g_lock);
+	errno = saved;
+	return 0;
+}
+
+/*
+ * _Fork() (glibc 2.34): a fork that runs no fork handler. Another thread may
+ * have held the region lock, in the middle of a change: the child stops
+ * tracking and has no runtime (it is meant to exec or _exit soon).
+ */
+EXPORT pid_t _Fork(void)
+{
+	fork_fn fn;
+	pid_t pid;
+
+	resolve();
+	fn = __atomic_load_n(&real.fork_raw, __ATOMIC_RELAXED);
+	if (!fn) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pid = fn();
+	if (!pid) {
+		__atomic_store_n(&g_track, 0, __ATOMIC_RELAXED);
+		pthread_mutex_init(&g_rlock, NULL);
+		pthread_mutex_init(&g_lock, NULL);
+		pthread_mutex_init(&g_hk_lock, NULL);
+		g_pid = raw_getpid();
+		g_rt = NULL;
+		g_hk_running = false;
+		g_active = false;
+	}
+	return pid;
+}
+
+/*
+ * daemon(3): the program goes on in a new process and the old one exits,
+ * so the runtime follows, follow-fork or not (glibc's daemon() forks
+ * internally: the fork handlers ran, this wrapper is what restarts).
+ */
+EXPORT int daemon(int nochdir, int noclose)
+{
+	bool was_active;
+	daemon_fn fn;
+	int ret, saved;
+
+	resolve();
+	fn = __atomic_load_n(&real.daemon, __ATOMIC_RELAXED);
+	if (!fn) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pthread_mutex_lock(&g_lock);
+	was_active = g_active;
+	pthread_mutex_unlock(&g_lock);
+	ret = fn(nochdir, noclose);
+	if (ret || !was_active || !tracking())
+		return ret;
+	saved = errno;
+	pthread_mutex_lock(&g_lock);
+	if (!g_active) {
 		char msg[1024];
 
 		if (start_all(msg, sizeof(msg))) {

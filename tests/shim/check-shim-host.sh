@@ -154,10 +154,10 @@ else
 	not_ok "follow-exec:1: got '$got', want '$want'"
 fi
 got=$(LD_PRELOAD=$(pre "$shim") TIERMM_CONF=backend:none,follow-exec:1 "$bindir/shim_forkexec" 2>&1 | grep -c 'shim mapped yes, in LD_PRELOAD yes')
-if [ "$got" = 4 ]; then
-	ok "follow-exec:1: the 4 exec'd children of shim_forkexec run with the shim"
+if [ "$got" = 5 ]; then
+	ok "follow-exec:1: the 5 exec'd children of shim_forkexec run with the shim"
 else
-	not_ok "follow-exec:1: $got of 4 exec'd children have the shim"
+	not_ok "follow-exec:1: $got of 5 exec'd children have the shim"
 fi
 
 # Statistics: the stress program's file has start, ticks and exit, and counts its mappings.
@@ -230,6 +230,24 @@ if [ -z "$(ls nf.json.* 2>/dev/null)" ]; then
 	ok "follow-fork:0: children write nothing"
 else
 	not_ok "follow-fork:0: children wrote $(ls nf.json.*)"
+fi
+
+# daemon(3): the runtime (here: the statistics) follows into the daemon, follow-fork or not.
+rm -f dm.json* dm.pid
+LD_PRELOAD=$(pre "$shim") TIERMM_CONF=backend:none,stats:dm.json,stats-interval:50ms \
+	"$bindir/shim_forkexec" daemon "$work/dm.pid" 2>err1
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	[ -s dm.pid ] && break
+	sleep 0.2
+done
+sleep 0.3
+dpid=$(cat dm.pid 2>/dev/null)
+if [ -n "$dpid" ] && head -1 "dm.json.$dpid" 2>/dev/null | grep -q "\"event\":\"start\",\"pid\":$dpid," &&
+	tail -1 "dm.json.$dpid" | grep -q '"event":"exit"'; then
+	ok "daemon(): the daemon (pid $dpid) started its own statistics and wrote its exit record"
+else
+	not_ok "daemon(): pid '$dpid', files $(ls dm.json* 2>/dev/null | tr '\n' ' ')"
+	diag <err1
 fi
 
 # tiermm stat finds the file of a process under the shim (TIERMM_CONF in its environment).

@@ -8,9 +8,12 @@
  *   fork + _exit; fork + execv of itself; fork + execlp(echo); fork +
  *   execle with an environment; vfork + execve; system(); popen();
  *   posix_spawn(); fork without exec (the child maps memory and goes on);
- *   fork while two threads map and unmap memory; an exec that fails.
+ *   fork while two threads map and unmap memory; _Fork + execv; an exec
+ *   that fails.
  * A child started as `shim_forkexec child N` reports whether the shim is
  * mapped in it and still in its LD_PRELOAD, then exits with status N.
+ * `shim_forkexec daemon FILE` calls daemon(3) and, in the daemon, writes
+ * its pid to FILE.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -93,6 +96,19 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "child"))
 		return child(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "daemon")) {
+		FILE *f;
+
+		if (daemon(1, 1))
+			return 1;
+		/* Live a little: the runtime's statistics need a moment. */
+		usleep(300000);
+		f = fopen(argv[2], "w");
+		if (!f)
+			return 1;
+		fprintf(f, "%d\n", (int)getpid());
+		return fclose(f) ? 1 : 0;
+	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
 		return 1;
@@ -201,7 +217,15 @@ int main(int argc, char **argv)
 		report("fork x20 with threads mapping", st);
 	}
 
-	/* 11. An exec that fails: the program goes on. */
+	/* 11. _Fork (no fork handlers) + execv */
+	pid = _Fork();
+	if (!pid) {
+		execv(self, (char *[]){ self, "child", "13", NULL });
+		_exit(127);
+	}
+	report("_Fork+execv", wait_for(pid));
+
+	/* 12. An exec that fails: the program goes on. */
 	errno = 0;
 	execv("/nonexistent/program", (char *[]){ "x", NULL });
 	printf("failed exec: %s\n", strerror(errno));
