@@ -631,11 +631,20 @@ static void *hk_main(void *arg)
 	(void)arg;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
+		struct timespec now;
 		bool stop;
 
 		next.tv_nsec += (long)(g_conf.stats_ms % 1000) * 1000000L;
 		next.tv_sec += g_conf.stats_ms / 1000 + next.tv_nsec / 1000000000L;
 		next.tv_nsec %= 1000000000L;
+		/* Late (a loaded machine): the next record one interval from now, no burst. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec)) {
+			next = now;
+			next.tv_nsec += (long)(g_conf.stats_ms % 1000) * 1000000L;
+			next.tv_sec += g_conf.stats_ms / 1000 + next.tv_nsec / 1000000000L;
+			next.tv_nsec %= 1000000000L;
+		}
 		pthread_mutex_lock(&g_hk_lock);
 		while (!g_hk_stop &&
 		       pthread_cond_timedwait(&g_hk_cond, &g_hk_lock, &next) != ETIMEDOUT)

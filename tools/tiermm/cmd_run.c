@@ -473,9 +473,21 @@ static void print_summary(const char *cmd, pid_t pid, int status, double wall,
 		for (int t = 0; t < sum.nr_tiers; t++)
 			fprintf(stderr, "  %8s%-2d", "tier ", t);
 		fputc('\n', stderr);
+		size_t k = 0, shown = SIZE_MAX;
+
 		for (size_t i = 0; i < rows; i++) {
-			/* Evenly spread over the run, the first and the last included. */
-			size_t k = rows > 1 ? i * (sum.ns - 1) / (rows - 1) : 0;
+			/* Evenly spread in time, the first and the last record included. */
+			double when = rows > 1 ? sum.s[0].t + (double)i * (sum.s[sum.ns - 1].t -
+								      sum.s[0].t) / (double)(rows - 1) : 0;
+
+			while (k + 1 < sum.ns && sum.s[k].t < when - 1e-9)
+				k++;
+			if (i == rows - 1)
+				k = sum.ns - 1;
+			/* A gap in the records (a starved machine): each record once. */
+			if (k == shown)
+				continue;
+			shown = k;
 
 			fprintf(stderr, "  %8.1fs", sum.s[k].t);
 			for (int t = 0; t < sum.nr_tiers; t++)
