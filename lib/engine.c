@@ -84,6 +84,8 @@
 #define HEAT_MIN (2 * TIERMM__HEAT_STEP)	/* page mode: seen in two of the
 						 * last 16 passes at least */
 #define QUERY_MAX 262144
+#define SWAP_GAP (8 * TIERMM__HEAT_STEP)	/* page mode: a promotion displaces
+						 * pages counting this much less */
 #define RESIDENCY_EPOCHS 8	/* page mode: numa_maps read every 8 epochs */	/* page mode: pages asked about an epoch */
 
 struct span {
@@ -532,13 +534,12 @@ static int heat_sync(struct tiermm__engine *e)
 
 /*
  * Page mode's plan: the count threshold that fits the pages above it to the
- * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN nor
- * twice the median count.
+ * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN.
  */
 static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 {
-	uint64_t hist[256], above = 0, total = 0, cum = 0;
-	unsigned int t, floor;
+	uint64_t hist[256], above = 0;
+	unsigned int t;
 	int ret;
 
 	e->page_mode = e->heat->fed && e->ops->where && e->ops->move_list;
@@ -556,25 +557,9 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 	e->classified_passes = e->heat->passes;
 	e->classified_budget = budget;
 	tiermm__heat_histogram(e->heat, hist);
-	for (unsigned int v = 0; v < 256; v++)
-		total += hist[v];
 	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
-	/*
-	 * Not below twice the median count: filling the budget with pages
-	 * hardly hotter than the typical page swaps noise for noise (GUPS's
-	 * cold pages, all equally popular, count from 10 to 40).
-	 */
-	floor = HEAT_MIN;
-	for (unsigned int v = 0; v < 256; v++) {
-		cum += hist[v];
-		if (2 * cum >= total) {
-			if (2 * v > floor)
-				floor = 2 * v;
-			break;
-		}
-	}
-	if (t < floor) {
-		t = floor > 255 ? 256 : floor;
+	if (t < HEAT_MIN) {
+		t = HEAT_MIN;
 		above = 0;
 		for (unsigned int v = t; v < 256; v++)
 			above += hist[v];
@@ -644,15 +629,41 @@ static void where_set(struct tiermm__engine *e, uint64_t addr, uint8_t cls)
 {
 	struct tiermm__heat_block *b = tiermm__heat_block(e->heat, addr);
 	unsigned int k = (unsigned int)((addr & (HEAT_BLOCK - 1)) / e->ps);
-	uint64_t bit = 1ULL << (k % 64);
+	bool fast = (cls & ~TIERMM__WHERE_HUGE) == TIERMM__WHERE_FAST;
 
 	if (!b)
 		return;
-	b->known[k / 64] |= bit;
-	if (cls == TIERMM__WHERE_FAST)
-		b->fast[k / 64] |= bit;
+	b->huge = cls & TIERMM__WHERE_HUGE;
+	if (b->huge) {
+		/* the whole huge page went (or stayed) with it */
+		for (int w = 0; w < 8; w++) {
+			b->known[w] |= b->valid[w];
+			b->fast[w] = fast ? b->fast[w] | b->valid[w] : b->fast[w] & ~b->valid[w];
+		}
+		return;
+	}
+	b->known[k / 64] |= 1ULL << (k % 64);
+	if (fast)
+		b->fast[k / 64] |= 1ULL << (k % 64);
 	else
-		b->fast[k / 64] &= ~bit;
+		b->fast[k / 64] &= ~(1ULL << (k % 64));
+}
+
+/* The first page of a block inside the mappings. */
+static unsigned int first_valid(const struct tiermm__heat_block *b)
+{
+	for (int w = 0; w < 8; w++)
+		if (b->valid[w])
+			return (unsigned int)(w * 64 + __builtin_ctzll(b->valid[w]));
+	return TIERMM__HEAT_PAGES;
+}
+
+/* Base pages an entry at addr moves: a whole huge page, or one. */
+static uint64_t entry_pages(struct tiermm__engine *e, uint64_t addr)
+{
+	const struct tiermm__heat_block *b = tiermm__heat_block(e->heat, addr);
+
+	return b && b->huge ? HEAT_BLOCK / e->ps : 1;
 }
 
 /*
@@ -666,6 +677,7 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 {
 	struct pages unk = { 0 };
 	uint8_t cls[512];
+	uint64_t last_huge = UINT64_MAX;
 	size_t hc = 0;
 	int ret = 0;
 
@@ -676,7 +688,12 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 			uint64_t bit = 1ULL << (k % 64), addr = b->base + k * e->ps;
 			bool known;
 
-			if (!(b->valid[k / 64] & bit) || b->heat[k] < lo || b->heat[k] >= hi)
+			if (!(b->valid[k / 64] & bit))
+				continue;
+			/* a huge page is one entry: its first page (all count alike) */
+			if (b->huge && k != first_valid(b))
+				break;
+			if (b->heat[k] < lo || b->heat[k] >= hi)
 				continue;
 			known = b->known[k / 64] & bit;
 			if (known && !!(b->fast[k / 64] & bit) != fast)
@@ -701,9 +718,16 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 			goto out;
 		*queried += k;
 		for (size_t j = 0; j < k; j++) {
+			uint8_t c = cls[j] & ~TIERMM__WHERE_HUGE;
+			uint64_t blk = addrs[j] & ~(HEAT_BLOCK - 1);
+
 			where_set(e, addrs[j], cls[j]);
-			if ((cls[j] == TIERMM__WHERE_FAST) == fast &&
-			    cls[j] != TIERMM__WHERE_OTHER &&
+			/* one entry per huge page */
+			if ((cls[j] & TIERMM__WHERE_HUGE) && blk == last_huge)
+				continue;
+			if (cls[j] & TIERMM__WHERE_HUGE)
+				last_huge = blk;
+			if ((c == TIERMM__WHERE_FAST) == fast && c != TIERMM__WHERE_OTHER &&
 			    (ret = pages_add(out, addrs[j], unk.v[off + j].heat)))
 				goto out;
 		}
@@ -723,7 +747,7 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 
 	*moved_bytes = 0;
 	while (want && *next < p->n) {
-		uint64_t allow = pace->allow(pace->ctx), k = p->n - *next;
+		uint64_t allow = pace->allow(pace->ctx), k = p->n - *next, lim, j, pages;
 		struct tiermm_move_result r;
 		int ret;
 
@@ -731,16 +755,31 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			*paced = true;
 			return 0;
 		}
-		k = min64(min64(k, 512), min64(want, allow / e->ps));
-		for (uint64_t j = 0; j < k; j++)
+		/* entries while their pages fit: a huge page counts 512 */
+		lim = min64(want, allow / e->ps);
+		k = min64(k, 512);
+		for (j = 0, pages = 0; j < k; j++) {
+			uint64_t w = entry_pages(e, p->v[*next + j].addr);
+
+			if (pages + w > lim)
+				break;
+			pages += w;
 			addrs[j] = p->v[*next + j].addr;
+		}
+		if (!j) {
+			/* a huge page larger than what is left */
+			if (allow / e->ps < want)
+				*paced = true;
+			return 0;
+		}
+		k = j;
 		ret = e->ops->move_list(e->env, addrs, k, tier, cls, &r);
 		if (ret)
 			return ret;
-		for (uint64_t j = 0; j < k; j++)
+		for (j = 0; j < k; j++)
 			where_set(e, addrs[j], cls[j]);
 		*next += k;
-		want -= k;
+		want -= pages;
 		if (pace->used)
 			pace->used(pace->ctx, r.moved * e->ps);
 		*moved_bytes += r.moved * e->ps;
@@ -760,15 +799,27 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 }
 
 /*
+ * What a page counting heat may displace from the fast tier: pages counting
+ * less than half as much and SWAP_GAP less (noise does not trade places
+ * with noise: GUPS's cold pages, all equally popular, count 10 to 40).
+ */
+static unsigned int swap_limit(unsigned int heat)
+{
+	if (heat <= SWAP_GAP)
+		return 0;
+	return heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
+}
+
+/*
  * Page mode's migration: over the budget (it shrank, or pages were faulted
  * in on the fast tier), fast-tier pages counting less than heat_t leave it,
  * coldest first, down to the budget; then the slow-tier pages counting
  * heat_t or more onto the fast tier, hottest first, within the budget and
- * the tier's free memory; to make room, fast-tier pages counting less than
- * half of that (the hysteresis: a page leaves only for one at least twice
- * as hot) leave it, coldest first, as many as the promotions need. A
- * migration the pace cut short goes on at the next epoch even without a
- * new pass; one the tier's memory cut short (ENOMEM) stops promoting.
+ * the tier's free memory; to make room, fast-tier pages that the batch's
+ * coolest page may displace (swap_limit(): the hysteresis) leave it,
+ * coldest first, as many as the promotions need. A migration the pace cut
+ * short goes on at the next epoch even without a new pass; one the tier's
+ * memory cut short (ENOMEM) stops promoting.
  */
 static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			struct tier_state *ts)
@@ -776,7 +827,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	struct pages up = { 0 }, down = { 0 };
 	uint64_t queried = 0, room, need, got, nomem;
 	size_t ui = 0, di = 0;
-	unsigned int td = e->heat_t / 2 > 1 ? e->heat_t / 2 : 1;
+	unsigned int td;
 	bool paced = false;
 	int ret;
 
@@ -789,7 +840,8 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		ret = heat_collect(e, 0, e->heat_t, true, e->cfg.slow_tier, &queried, &down);
 		if (ret)
 			goto out;
-		qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
+		if (down.n)	/* (down.v is NULL without pages) */
+			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
 		ret = heat_move(e, pace, &down, &di, over, e->cfg.slow_tier, &got, &paced);
 		if (ret)
 			goto out;
@@ -809,16 +861,24 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	room = min64(room, ts->free);
 	need = up.n * e->ps;
 	if (need > room) {
+		/* the most any promotion may displace: the hottest page's limit */
+		td = swap_limit(up.v[0].heat);
 		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier, &queried, &down);
 		if (ret)
 			goto out;
-		qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
+		if (down.n)	/* (down.v is NULL without pages) */
+			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
 	}
 	while (ui < up.n && !paced) {
 		uint64_t batch = min64(up.n - ui, 512) * e->ps;
+		unsigned int lim = swap_limit(up.v[ui + batch / e->ps - 1].heat);
+		size_t avail = 0;
 
-		if (room < batch && di < down.n) {
-			ret = heat_move(e, pace, &down, &di, (batch - room) / e->ps,
+		while (di + avail < down.n && down.v[di + avail].heat < lim)
+			avail++;
+		if (room < batch && avail) {
+			ret = heat_move(e, pace, &down, &di,
+					min64((batch - room) / e->ps, avail),
 					e->cfg.slow_tier, &got, &paced);
 			if (ret)
 				goto out;
@@ -840,8 +900,8 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		room -= min64(got, room);
 		if (e->c.nomem != nomem)
 			break;	/* the tier is full, whatever its free memory said */
-		if (!got && di >= down.n)
-			break;	/* nothing moved and nothing left to make room with */
+		if (!got)
+			break;	/* no room, and none to make for pages this cool */
 	}
 	ret = paced ? 1 : 0;
 out:

@@ -80,8 +80,10 @@ struct tiermm__env_ops {
 	int (*where)(void *env, const uint64_t *addrs, size_t n, uint8_t *cls);
 	/*
 	 * Optional, for page mode: move the pages (at most 512) to tier; cls[i]
-	 * where each is afterwards (the move's status), r the counts as
-	 * tiermm__mover_run()'s (moved, already there, failures by reason).
+	 * where each is afterwards (the move's status; TIERMM__WHERE_HUGE or-ed
+	 * in for pages of a transparent huge page, which moved whole), r the
+	 * counts in base pages as tiermm__mover_run()'s (moved, already there,
+	 * failures by reason).
 	 * 0 or -errno for the whole call (-ESRCH: the process is gone).
 	 */
 	int (*move_list)(void *env, const uint64_t *addrs, size_t n, int tier,
@@ -92,6 +94,8 @@ enum {
 	TIERMM__WHERE_FAST = 0,
 	TIERMM__WHERE_SLOW = 1,
 	TIERMM__WHERE_OTHER = 2,	/* another tier, not present, or an error */
+	TIERMM__WHERE_HUGE = 0x80,	/* move_list: or-ed in, the page is in a
+					 * transparent huge page (moved whole) */
 };
 
 /* ---- page-level heat (heat.c) ---- */
@@ -107,6 +111,8 @@ struct tiermm__heat_block {
 	uint64_t known[8];		/* where the page is is known ... */
 	uint64_t fast[8];		/* ... and it is on the fast tier */
 	uint8_t heat[TIERMM__HEAT_PAGES];
+	bool huge;			/* a transparent huge page maps it (as
+					 * last seen by a query or a move) */
 };
 
 struct tiermm__heat {

@@ -137,6 +137,14 @@ int tiermm__range_mapped(pid_t pid, uint64_t start, uint64_t end);
  */
 int64_t tiermm__node_usable_free(int node);
 /*
+ * The 2 MiB blocks of [start, end) (start 2 MiB aligned) that a PMD maps
+ * (a transparent huge page), from PAGEMAP_SCAN: bit i of huge[] for the
+ * block at start + i * 2 MiB (nbits of them, cleared first). 0, or -errno
+ * (-ENOTTY: a kernel before 6.7; -ESRCH).
+ */
+int tiermm__huge_blocks(pid_t pid, uint64_t start, uint64_t end, uint64_t *huge,
+			size_t nbits);
+/*
  * Tests only: walk ranges without PAGEMAP_SCAN, as on kernels before 6.7
  * (every base page is an entry). Not thread-safe; set before moving.
  */

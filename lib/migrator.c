@@ -243,6 +243,7 @@ static uint64_t env_tier_free(void *p, int tier)
 /* ---- page mode: lists of pages ---- */
 
 #define LIST_MAX 512
+#define HUGE_BYTES (2ULL << 20)
 #define MF_MOVE (1 << 1)	/* MPOL_MF_MOVE */
 #define BUSY_RETRIES 3
 
@@ -268,25 +269,6 @@ static int list_error(const struct env *v, int err)
 			    (int)v->pid, strerror(err));
 }
 
-static int env_where(void *p, const uint64_t *addrs, size_t n, uint8_t *cls)
-{
-	struct env *v = p;
-	void *pages[LIST_MAX];
-	int status[LIST_MAX];
-
-	for (size_t off = 0; off < n; off += LIST_MAX) {
-		size_t k = n - off < LIST_MAX ? n - off : LIST_MAX;
-
-		for (size_t i = 0; i < k; i++)
-			pages[i] = (void *)(uintptr_t)addrs[off + i];
-		if (sys_move_pages(v->pid, k, pages, NULL, status, 0))
-			return list_error(v, errno);
-		for (size_t i = 0; i < k; i++)
-			cls[off + i] = where_of(v, status[i]);
-	}
-	return 0;
-}
-
 /* The tier's node with the most usable free memory. */
 static int list_target(const struct env *v, int tier)
 {
@@ -306,10 +288,75 @@ static int list_target(const struct env *v, int tier)
 }
 
 /*
- * Move a list of base pages with one move_pages(2) call (and up to
- * BUSY_RETRIES more for pages the kernel could not isolate, 1, 2, 4 ms
- * apart); the status of each page is where it landed, which is what the
- * counts and cls[] report.
+ * The pages of addrs[] that transparent huge pages map: huge[i] set, and
+ * rep[i] the first entry of the list in the same huge page (i itself for
+ * the first). Without PAGEMAP_SCAN (before 6.7), or for lists spread over
+ * more than 128 GiB, every entry counts as a base page.
+ */
+static void list_huge(const struct env *v, const uint64_t *addrs, size_t n,
+		      bool *huge, size_t *rep)
+{
+	uint64_t lo = UINT64_MAX, hi = 0, bits[1024];
+	size_t nbits;
+
+	for (size_t i = 0; i < n; i++) {
+		huge[i] = false;
+		rep[i] = i;
+		lo = addrs[i] < lo ? addrs[i] : lo;
+		hi = addrs[i] > hi ? addrs[i] : hi;
+	}
+	if (!n)
+		return;
+	lo &= ~(HUGE_BYTES - 1);
+	nbits = (size_t)((hi - lo) / HUGE_BYTES + 1);
+	if (nbits > sizeof(bits) * 8 ||
+	    tiermm__huge_blocks(v->pid, lo, lo + nbits * HUGE_BYTES, bits, nbits))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = (addrs[i] - lo) / HUGE_BYTES;
+
+		huge[i] = bits[k / 64] & (1ULL << (k % 64));
+		if (!huge[i])
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (huge[j] && (addrs[j] - lo) / HUGE_BYTES == k) {
+				rep[i] = j;
+				break;
+			}
+	}
+}
+
+/* Where each page is; TIERMM__WHERE_HUGE or-ed in for THP-mapped ones. */
+static int env_where(void *p, const uint64_t *addrs, size_t n, uint8_t *cls)
+{
+	struct env *v = p;
+	void *pages[LIST_MAX];
+	int status[LIST_MAX];
+	size_t rep[LIST_MAX];
+	bool huge[LIST_MAX];
+
+	for (size_t off = 0; off < n; off += LIST_MAX) {
+		size_t k = n - off < LIST_MAX ? n - off : LIST_MAX;
+
+		for (size_t i = 0; i < k; i++)
+			pages[i] = (void *)(uintptr_t)addrs[off + i];
+		if (sys_move_pages(v->pid, k, pages, NULL, status, 0))
+			return list_error(v, errno);
+		list_huge(v, addrs + off, k, huge, rep);
+		for (size_t i = 0; i < k; i++)
+			cls[off + i] = where_of(v, status[i]) |
+				       (huge[i] ? TIERMM__WHERE_HUGE : 0);
+	}
+	return 0;
+}
+
+/*
+ * Move a list of pages with one move_pages(2) call (and up to BUSY_RETRIES
+ * more for pages the kernel could not isolate, 1, 2, 4 ms apart); the
+ * status of each page is where it landed, which is what the counts and
+ * cls[] report. A page inside a transparent huge page moves it whole: it
+ * is handed over once (other entries in the same huge page follow its
+ * fate), counted as 512 pages, and cls[] has TIERMM__WHERE_HUGE for it.
  */
 static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 			 uint8_t *cls, struct tiermm_move_result *r)
@@ -317,9 +364,11 @@ static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 	struct env *v = p;
 	void *pages[LIST_MAX];
 	int nodes[LIST_MAX], status[LIST_MAX];
-	size_t idx[LIST_MAX], k = 0;
+	size_t idx[LIST_MAX], rep[LIST_MAX], k = 0;
+	bool huge[LIST_MAX];
 	uint8_t want = tier == v->fast_tier ? TIERMM__WHERE_FAST : TIERMM__WHERE_SLOW;
 	int node = list_target(v, tier);
+	const uint64_t hp = HUGE_BYTES / 4096;
 
 	memset(r, 0, sizeof(*r));
 	r->sz = sizeof(*r);
@@ -328,13 +377,20 @@ static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 				    n, LIST_MAX);
 	if (node < 0)
 		return tiermm__fail(ENODEV, "tiering engine: tier %d has no node", tier);
-	r->pages = n;
+	list_huge(v, addrs, n, huge, rep);
 	/* Where they are now: those already there, and those absent, stay. */
 	if (env_where(v, addrs, n, cls))
 		return -errno;
 	for (size_t i = 0; i < n; i++) {
-		if (cls[i] == want) {
-			r->already_there++;
+		uint64_t w = huge[i] ? hp : 1;
+
+		if (rep[i] != i)
+			continue;
+		r->pages += w;
+		if (huge[i])
+			r->huge++;
+		if ((cls[i] & ~TIERMM__WHERE_HUGE) == want) {
+			r->already_there += w;
 			continue;
 		}
 		idx[k] = i;
@@ -360,14 +416,17 @@ static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 				 * The target node is full (the call stops without
 				 * statuses): the pages stay, counted as such.
 				 */
-				r->failed += k;
-				r->failed_nomem += k;
+				for (size_t j = 0; j < k; j++) {
+					uint64_t w = huge[idx[j]] ? hp : 1;
+
+					r->failed += w;
+					r->failed_nomem += w;
+					cls[idx[j]] = TIERMM__WHERE_OTHER;
+				}
 				if (!r->first_error) {
 					r->first_failed = (uint64_t)(uintptr_t)pages[0];
 					r->first_error = ENOMEM;
 				}
-				for (size_t j = 0; j < k; j++)
-					cls[idx[j]] = TIERMM__WHERE_OTHER;
 				break;
 			}
 			if (err != ENOENT && err != EBUSY && err != EAGAIN)
@@ -376,10 +435,11 @@ static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 		for (size_t j = 0; j < k; j++) {
 			size_t i = idx[j];
 			int st = status[j];
+			uint64_t w = huge[i] ? hp : 1;
 
 			if (st >= 0 && where_of(v, st) == want) {
 				cls[i] = want;
-				r->moved++;
+				r->moved += w;
 				continue;
 			}
 			if ((st == -EBUSY || st == -EAGAIN) && round < BUSY_RETRIES) {
@@ -389,27 +449,34 @@ static int env_move_list(void *p, const uint64_t *addrs, size_t n, int tier,
 				continue;
 			}
 			if (st == -ENOENT) {
-				r->not_present++;
+				r->not_present += w;
 				cls[i] = TIERMM__WHERE_OTHER;
 				continue;
 			}
 			if (st >= 0)
-				r->failed_other++;	/* landed elsewhere */
+				r->failed_other += w;	/* landed elsewhere */
 			else if (st == -EBUSY || st == -EAGAIN)
-				r->failed_busy++;
+				r->failed_busy += w;
 			else if (st == -ENOMEM)
-				r->failed_nomem++;
+				r->failed_nomem += w;
 			else if (st == -EFAULT)
-				r->failed_fault++;
+				r->failed_fault += w;
 			else
-				r->failed_other++;
+				r->failed_other += w;
 			cls[i] = st >= 0 ? where_of(v, st) : TIERMM__WHERE_OTHER;
-			if (!r->failed++) {
+			if (!r->failed) {
 				r->first_failed = addrs[i];
 				r->first_error = st < 0 ? -st : EIO;
 			}
+			r->failed += w;
 		}
 		k = busy;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rep[i] != i)
+			cls[i] = cls[rep[i]];
+		if (huge[i])
+			cls[i] |= TIERMM__WHERE_HUGE;
 	}
 	return 0;
 }

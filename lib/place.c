@@ -400,6 +400,57 @@ int64_t tiermm__node_usable_free(int node)
 	return node_usable_free(node);
 }
 
+int tiermm__huge_blocks(pid_t pid, uint64_t start, uint64_t end, uint64_t *huge,
+			size_t nbits)
+{
+	struct p_page_region reg[SCAN_REGIONS];
+	uint64_t hs = huge_size(), a = start;
+	char path[64];
+	int fd, err = 0, saved = errno;
+
+	memset(huge, 0, (nbits + 63) / 64 * sizeof(*huge));
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno == ENOENT ? ESRCH : errno;
+		errno = saved;
+		return -err;
+	}
+	while (a < end) {
+		struct p_pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = a,
+			.end = end,
+			.vec = (uint64_t)(uintptr_t)reg,
+			.vec_len = SCAN_REGIONS,
+			.category_anyof_mask = P_PAGE_IS_HUGE,
+			.return_mask = P_PAGE_IS_HUGE,
+		};
+		long n = ioctl(fd, P_PAGEMAP_SCAN, &arg);
+
+		if (n < 0) {
+			err = errno;
+			break;
+		}
+		for (long i = 0; i < n; i++)
+			for (uint64_t b = reg[i].start & ~(hs - 1); b < reg[i].end; b += hs) {
+				uint64_t k = (b - start) / hs;
+
+				if (b >= start && k < nbits)
+					huge[k / 64] |= 1ULL << (k % 64);
+			}
+		if (arg.walk_end <= a)
+			break;
+		a = arg.walk_end;
+	}
+	close(fd);
+	errno = saved;
+	return -err;
+}
+
 /* ------------------------------------------------------------- the walk */
 
 struct ent {
