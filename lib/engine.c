@@ -146,6 +146,7 @@ struct tiermm__engine {
 	unsigned int heat_t;		/* promote pages counting this or more */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
 	uint64_t classified_passes, classified_budget;	/* ... classification */
+	uint64_t classified_hints;
 	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
 
 	struct {
@@ -532,6 +533,46 @@ static int heat_sync(struct tiermm__engine *e)
 	return 0;
 }
 
+/* Whether a hint the engine must not override covers addr (cursor *hi). */
+static bool page_frozen(const struct tiermm__engine *e, uint64_t addr, size_t *hi)
+{
+	const struct tiermm__hint_range *h;
+
+	if (!e->self || !e->nhints)
+		return false;
+	while (*hi < e->nhints && e->hints[*hi].end <= addr)
+		(*hi)++;
+	if (*hi >= e->nhints || e->hints[*hi].start > addr)
+		return false;
+	h = &e->hints[*hi];
+	return h->hint == TIERMM_HINT_PIN_FAST || h->hint == TIERMM_HINT_PIN_SLOW ||
+	       h->hint == TIERMM_HINT_NO_MIGRATE;
+}
+
+/*
+ * Pages per count value, without those under PIN_*, NO_MIGRATE: the engine
+ * cannot place them, so they take no part in the fit (PIN_FAST ones are
+ * out of the budget already).
+ */
+static void heat_hist(const struct tiermm__engine *e, uint64_t hist[256])
+{
+	size_t hc = 0;
+
+	if (!e->self || !e->nhints) {
+		tiermm__heat_histogram(e->heat, hist);
+		return;
+	}
+	memset(hist, 0, 256 * sizeof(*hist));
+	for (size_t i = 0; i < e->heat->n; i++) {
+		const struct tiermm__heat_block *b = &e->heat->b[i];
+
+		for (unsigned int k = 0; k < TIERMM__HEAT_PAGES; k++)
+			if ((b->valid[k / 64] & (1ULL << (k % 64))) &&
+			    !page_frozen(e, b->base + k * e->ps, &hc))
+				hist[b->heat[k]]++;
+	}
+}
+
 /*
  * Page mode's plan: the count threshold that fits the pages above it to the
  * budget (Memtis's capacity-fitted threshold), never below HEAT_MIN.
@@ -550,14 +591,24 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 		return ret;
 	/* Counts change only with a pass: the threshold stands until then. */
 	if (e->heat_t && e->heat->passes == e->classified_passes &&
-	    budget == e->classified_budget) {
+	    budget == e->classified_budget && e->hints_gen == e->classified_hints) {
 		e->hot_bytes = e->heat_hot_bytes;	/* (the range plan's, until here) */
 		return 0;
 	}
 	e->classified_passes = e->heat->passes;
 	e->classified_budget = budget;
-	tiermm__heat_histogram(e->heat, hist);
+	e->classified_hints = e->hints_gen;
+	heat_hist(e, hist);
 	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
+	/*
+	 * The level that did not fit whole still gets what is left of the
+	 * budget (hottest first, then by address): pages that count alike
+	 * (a hot set larger than the budget) are not all left out.
+	 */
+	if (t > 1 && t < 256 + 1 && t - 1 >= HEAT_MIN && above < budget / e->ps) {
+		t--;
+		above = budget / e->ps;
+	}
 	if (t < HEAT_MIN) {
 		t = HEAT_MIN;
 		above = 0;
