@@ -33,8 +33,8 @@ cd "$work" || exit 1
 export LC_ALL=C
 unset TIERMM_CONF TIERMM_STRICT TIERMM_LOG LD_PRELOAD
 
-# Inputs: 200k lines for sort (big enough for temporary files with -S 1M).
-awk 'BEGIN { s = 1; for (i = 0; i < 200000; i++) { s = (s * 1103515245 + 12345) % 2147483648; print s % 1000003, i } }' >in.txt
+# Inputs: 60k lines for sort (big enough for temporary files with -S 1M).
+awk 'BEGIN { s = 1; for (i = 0; i < 60000; i++) { s = (s * 1103515245 + 12345) % 2147483648; print s % 1000003, i } }' >in.txt
 mkdir -p dir/sub && touch dir/a dir/b dir/sub/c
 
 # compare NAME PRELOAD CONF CMD...: CMD's stdout and status with PRELOAD (and TIERMM_CONF=CONF)
@@ -61,7 +61,7 @@ progs=(
 	"sort|sort in.txt"
 	"sort-tmpfiles|sort -n -S 1M --parallel=2 -T $work in.txt"
 	"sh|sh -c 'echo a; ls dir >/dev/null; exit 7'"
-	"shim_stress|$bindir/shim_stress 4 3000"
+	"shim_stress|$bindir/shim_stress 4 1500"
 	"shim_forkexec|$bindir/shim_forkexec"
 )
 confs=(
