@@ -925,13 +925,21 @@ static int start_all(char *msg, size_t len)
 		close(fd);
 	}
 	/* The tiers: for the runtime, a tier placement, the statistics' tier columns. */
-	if ((runtime || g_conf.placement == TMM_PLACE_TIER || g_stats_path[0]) &&
-	    (ret = load_topo(msg, len)))
-		return ret;
-	if (!g_placed && (ret = apply_placement(msg, len)))
-		return ret;
-	if (runtime && (ret = start_runtime(msg, len)))
-		goto undo;
+	if (runtime || g_conf.placement == TMM_PLACE_TIER || g_stats_path[0]) {
+		ret = load_topo(msg, len);
+		if (ret)
+			return ret;
+	}
+	if (!g_placed) {
+		ret = apply_placement(msg, len);
+		if (ret)
+			return ret;
+	}
+	if (runtime) {
+		ret = start_runtime(msg, len);
+		if (ret)
+			goto undo;
+	}
 	if (g_conf.pt != TMM_PT_NONE) {
 		ret = tiermm_pt_migrate(0, 0, 0, TIERMM_NODE_AUTO, TIERMM_PT_LEVELS_ALL, NULL);
 		if (ret < 0) {
@@ -951,8 +959,11 @@ static int start_all(char *msg, size_t len)
 
 		write_record("start", runtime_stats(&rs) ? &rs : NULL);
 	}
-	if ((g_stats_path[0] || g_conf.pt == TMM_PT_FOLLOW) && (ret = hk_start(msg, len)))
-		goto undo;
+	if (g_stats_path[0] || g_conf.pt == TMM_PT_FOLLOW) {
+		ret = hk_start(msg, len);
+		if (ret)
+			goto undo;
+	}
 	g_active = true;
 	return 0;
 undo:
