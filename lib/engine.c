@@ -866,9 +866,9 @@ static unsigned int swap_limit(unsigned int heat)
  * in on the fast tier), fast-tier pages counting less than heat_t leave it,
  * coldest first, down to the budget; then the slow-tier pages counting
  * heat_t or more onto the fast tier, hottest first, within the budget and
- * the tier's free memory; to make room, fast-tier pages that the batch's
- * coolest page may displace (swap_limit(): the hysteresis) leave it,
- * coldest first, as many as the promotions need. A migration the pace cut
+ * the tier's free memory; to make room, fast-tier pages leave it, coldest
+ * first, each for a page that may displace it (swap_limit(): the
+ * hysteresis), as many as the promotions need. A migration the pace cut
  * short goes on at the next epoch even without a new pass; one the tier's
  * memory cut short (ENOMEM) stops promoting.
  */
@@ -888,7 +888,12 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	if (ts->fast > e->budget) {
 		uint64_t over = (ts->fast - e->budget + e->ps - 1) / e->ps;
 
-		ret = heat_collect(e, 0, e->heat_t, true, e->cfg.slow_tier, &queried, &down);
+		/*
+		 * heat_t's own level too: when it overflowed the budget, what
+		 * is over is among its pages (coldest first takes them last).
+		 */
+		ret = heat_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, &queried,
+				   &down);
 		if (ret)
 			goto out;
 		if (down.n)	/* (down.v is NULL without pages) */
@@ -921,15 +926,21 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
 	}
 	while (ui < up.n && !paced) {
-		uint64_t batch = min64(up.n - ui, 512) * e->ps;
-		unsigned int lim = swap_limit(up.v[ui + batch / e->ps - 1].heat);
-		size_t avail = 0;
+		size_t nb = min64(up.n - ui, 512), fits = min64(room / e->ps, nb), k;
 
-		while (di + avail < down.n && down.v[di + avail].heat < lim)
-			avail++;
-		if (room < batch && avail) {
-			ret = heat_move(e, pace, &down, &di,
-					min64((batch - room) / e->ps, avail),
+		/*
+		 * Past the room, page by page, the next one comes in only if
+		 * the coldest page left may leave for it (both sorted: the
+		 * first pair that may not ends the batch).
+		 */
+		for (k = fits; k < nb; k++)
+			if (di + k - fits >= down.n ||
+			    down.v[di + k - fits].heat >= swap_limit(up.v[ui + k].heat))
+				break;
+		if (!k)
+			break;	/* no room, and none to make for pages this cool */
+		if (k > fits) {
+			ret = heat_move(e, pace, &down, &di, k - fits,
 					e->cfg.slow_tier, &got, &paced);
 			if (ret)
 				goto out;
@@ -942,7 +953,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		if (room < e->ps)
 			break;
 		nomem = e->c.nomem;
-		ret = heat_move(e, pace, &up, &ui, min64(batch, room) / e->ps,
+		ret = heat_move(e, pace, &up, &ui, min64(k, room / e->ps),
 				e->cfg.fast_tier, &got, &paced);
 		if (ret)
 			goto out;
