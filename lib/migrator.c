@@ -35,6 +35,7 @@ struct env {
 	int fast_tier, slow_tier;
 	struct tiermm__mover *fast, *slow;
 	int8_t tier_class[TIERMM__MAX_NODES];	/* 0 fast, 1 slow, 2 other */
+	bool has_thp;		/* huge pages map some of its memory (smaps_rollup) */
 };
 
 static void env_close(void *p)
@@ -60,6 +61,7 @@ static int env_open(void *arg, const struct tiermm__engine_cfg *cfg, void **out)
 	v->pid = cfg->pid;
 	v->fast_tier = cfg->fast_tier;
 	v->slow_tier = cfg->slow_tier;
+	v->has_thp = true;
 	for (int i = 0; i < TIERMM__MAX_NODES; i++)
 		v->tier_class[i] = 2;
 	nn = tiermm_topo_nr_nodes(cfg->topo);
@@ -152,6 +154,34 @@ static void read_numa_maps(struct env *v, struct tiermm__mapping *m, size_t n)
 	fclose(f);
 }
 
+/*
+ * Whether PMD-mapped pages back any of the process's memory (smaps_rollup:
+ * AnonHugePages, ShmemPmdMapped, FilePmdMapped). Page mode asks which
+ * pages are huge (PAGEMAP_SCAN, a walk of the page tables) only when so.
+ * Unknown (unreadable): true.
+ */
+static bool read_has_thp(struct env *v)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool any = false;
+	FILE *f = open_proc(v->pid, "smaps_rollup");
+
+	if (!f)
+		return true;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long long kb;
+
+		if ((sscanf(line, "AnonHugePages: %llu", &kb) == 1 ||
+		     sscanf(line, "ShmemPmdMapped: %llu", &kb) == 1 ||
+		     sscanf(line, "FilePmdMapped: %llu", &kb) == 1) && kb)
+			any = true;
+	}
+	free(line);
+	fclose(f);
+	return any;
+}
+
 static int env_mappings(void *p, bool residency, struct tiermm__mapping **out,
 			size_t *nout)
 {
@@ -207,8 +237,10 @@ static int env_mappings(void *p, bool residency, struct tiermm__mapping **out,
 		return tiermm__fail(ESRCH, "tiering engine: process %d has exited",
 				    (int)v->pid);
 	}
-	if (residency)
+	if (residency) {
 		read_numa_maps(v, m, n);
+		v->has_thp = read_has_thp(v);
+	}
 	*out = m;
 	*nout = n;
 	return 0;
@@ -291,7 +323,9 @@ static int list_target(const struct env *v, int tier)
  * The pages of addrs[] that transparent huge pages map: huge[i] set, and
  * rep[i] the first entry of the list in the same huge page (i itself for
  * the first). Without PAGEMAP_SCAN (before 6.7), or for lists spread over
- * more than 128 GiB, every entry counts as a base page.
+ * more than 128 GiB, every entry counts as a base page; so it does when no
+ * huge page backs the process (smaps_rollup, read with the residency, so
+ * a THP that appeared since is seen within RESIDENCY_EPOCHS).
  */
 static void list_huge(const struct env *v, const uint64_t *addrs, size_t n,
 		      bool *huge, size_t *rep)
@@ -305,7 +339,7 @@ static void list_huge(const struct env *v, const uint64_t *addrs, size_t n,
 		lo = addrs[i] < lo ? addrs[i] : lo;
 		hi = addrs[i] > hi ? addrs[i] : hi;
 	}
-	if (!n)
+	if (!n || !v->has_thp)
 		return;
 	lo &= ~(HUGE_BYTES - 1);
 	nbits = (size_t)((hi - lo) / HUGE_BYTES + 1);
