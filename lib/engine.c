@@ -625,22 +625,22 @@ struct page {
 	uint8_t heat;
 };
 
+/* By count (hot: descending, else ascending), then by address. */
+static int cmp_pages(const struct page *x, const struct page *y, bool hot)
+{
+	if (x->heat != y->heat)
+		return (x->heat > y->heat) == hot ? -1 : 1;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
 static int cmp_hot_first(const void *pa, const void *pb)
 {
-	const struct page *x = pa, *y = pb;
-
-	if (x->heat != y->heat)
-		return x->heat > y->heat ? -1 : 1;
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
+	return cmp_pages(pa, pb, true);
 }
 
 static int cmp_cold_first(const void *pa, const void *pb)
 {
-	const struct page *x = pa, *y = pb;
-
-	if (x->heat != y->heat)
-		return x->heat < y->heat ? -1 : 1;
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
+	return cmp_pages(pa, pb, false);
 }
 
 struct pages {
