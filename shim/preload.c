@@ -834,7 +834,7 @@ static int load_topo(char *msg, size_t len)
 		unsetenv("HWLOC_PLUGINS_BLACKLIST");
 
 	if (ret) {
-		snprintf(msg, len, "%s%s: %s", g_conf.topo[0] ? "topo:" : "topology",
+		snprintf(msg, len, "%s%.256s: %.512s", g_conf.topo[0] ? "topo:" : "topology",
 			 g_conf.topo, tiermm_errmsg());
 		g_topo = NULL;
 		return ret;
