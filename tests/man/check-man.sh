@@ -7,6 +7,7 @@ set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 LIBTIERMM.so MAN_DIR" >&2; exit 2; }
 lib=$1
 man=$(cd "$2" && pwd)
+version=$(cat "$(dirname "$0")/../../VERSION")
 status=0
 fail() { echo "FAIL: $*"; status=1; }
 
@@ -66,6 +67,9 @@ for p in $pages; do
 	npages=$((npages + 1))
 	real="$real $p"
 	grep -q '^\.TH ' "$man/$p" || fail "$p has no .TH line"
+	# Every page names the release it documents (VERSION).
+	grep -q "^\.TH .*\"tiermm $version\"" "$man/$p" ||
+		fail "$p: its .TH line does not say \"tiermm $version\" (VERSION)"
 done
 
 # 3. Rendering: no warning and no error, in troff and in terminal output.
