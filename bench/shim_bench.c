@@ -25,7 +25,8 @@
  * libtiermm, so loading libtiermm and hwloc counts against the shim.
  * Runs alternate (without, with, without, ...) and the medians are
  * compared, in one invocation. Exit status 0 when both targets are met,
- * 1 when one is missed, 2 on a usage error or when a run fails.
+ * 1 when one is missed (with --tcg: 0, the figures being emulated time), 2
+ * on a usage error or when a run fails.
  *
  * Usage: shim_bench [--shim PATH] [--reps N] [--conf TIERMM_CONF] [--tcg]
  *        (--tcg: fewer, smaller runs for an emulated guest)
@@ -364,9 +365,11 @@ int main(int argc, char **argv)
 	       alloc_iters, a0, a1, a1 / a0, (a1 / a0 - 1) * 100);
 	printf("shim_bench: mmap (%ld calls, every one interposed): %.3f s without, %.3f s with: ratio %.3f (%+.1f%%)\n",
 	       mmap_iters, m0, m1, m1 / m0, (m1 / m0 - 1) * 100);
-	printf("shim_bench: targets: start-up < 10 ms: %s; alloc < 5%%: %s\n",
-	       (p1 - p0) * 1e3 < 10 ? "met" : "missed", a1 / a0 < 1.05 ? "met" : "missed");
-	if ((p1 - p0) * 1e3 >= 10 || a1 / a0 >= 1.05)
+	printf("shim_bench: targets: start-up < 10 ms: %s; alloc < 5%%: %s%s\n",
+	       (p1 - p0) * 1e3 < 10 ? "met" : "missed", a1 / a0 < 1.05 ? "met" : "missed",
+	       tcg ? " (emulated time under TCG: reported, not judged)" : "");
+	/* Under TCG the figures are emulated time: a missed target is no failure. */
+	if (!tcg && ((p1 - p0) * 1e3 >= 10 || a1 / a0 >= 1.05))
 		ret = 1;
 out:
 	unlink(cache);

@@ -230,7 +230,8 @@ int main(int argc, char **argv)
 				poll_wall_max = w;
 			npolls++;
 		}
-		if (ret) {
+		/* 1: the scanner is in mid-pass (or armed), not a failure */
+		if (ret < 0) {
 			printf("backend_probe: poll failed: %d %s\n", ret, tiermm_errmsg());
 			fails++;
 			break;

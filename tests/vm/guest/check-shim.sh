@@ -99,11 +99,16 @@ else
 	not_ok "statistics: residency: rss $(max rss_bytes w.json), tier 1 $(max tier1_bytes w.json), mappings $(max mmap_anon_bytes w.json)"
 fi
 
-# 2. tiermm stat on a live process under the shim.
+# 2. tiermm stat on a live process under the shim: one that runs far longer than the
+# check (it is killed after it), stat'ed once its statistics file has two records.
 tiermm run --fast-budget=$budget --backend=$backend --stats=$work/live-%p.json \
-	--stats-interval=300ms --quiet -- shim_workload "$mib" $((passes * 4)) >/dev/null 2>&1 &
+	--stats-interval=300ms --quiet -- shim_workload "$mib" $((passes * 100)) >/dev/null 2>&1 &
 pid=$!
-sleep 4
+i=0
+while [ $i -lt 60 ] && [ "$(wc -l <"$work/live-$pid.json" 2>/dev/null || echo 0)" -lt 2 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
 tiermm stat $pid >stat.txt 2>&1
 tiermm stat $pid --json >stat.json 2>&1
 if grep -q "^runtime ($work/live-$pid.json" stat.txt && grep -q "backend $backend, state running" stat.txt &&
