@@ -1509,6 +1509,7 @@ void tiermm__engine_stats(struct tiermm__engine *e, struct tiermm_runtime_stats 
 	s->fast_bytes = e->fast_bytes;
 	s->resident_bytes = e->resident;
 	s->hinted_bytes = e->hinted;
+	s->fast_access_share = e->heat->fast_share;
 	s->samples_missed = snap->stats.missed;
 	s->ranges = tiermm__rtree_size(e->tree);
 	s->splits = snap->stats.splits;

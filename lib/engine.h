@@ -120,6 +120,10 @@ struct tiermm__heat {
 	size_t n;
 	bool fed;			/* page-level observations came in */
 	uint64_t passes;		/* OBS_PASS marks seen */
+	/* Pages seen accessed in the current pass, whose tier is known ... */
+	uint64_t pass_known;
+	uint64_t pass_fast;		/* ... and on the fast tier */
+	double fast_share;		/* of the last complete pass; NaN: none */
 };
 
 int tiermm__heat_new(struct tiermm__heat **h);

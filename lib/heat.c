@@ -39,6 +39,7 @@
  * rebuilds the array, keeping the counts of blocks that stay).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,10 @@ static void set_bits(uint64_t *w, uint64_t lo, uint64_t hi)
 int tiermm__heat_new(struct tiermm__heat **out)
 {
 	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -ENOMEM;
+	if (!*out)
+		return -ENOMEM;
+	(*out)->fast_share = NAN;
+	return 0;
 }
 
 void tiermm__heat_free(struct tiermm__heat *h)
@@ -168,6 +172,9 @@ void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 		struct tiermm__heat_block *b;
 
 		if (obs[k].flags & TIERMM__OBS_PASS) {
+			if (h->pass_known)
+				h->fast_share = (double)h->pass_fast / (double)h->pass_known;
+			h->pass_known = h->pass_fast = 0;
 			if (++h->passes % TIERMM__HEAT_DECAY_PASSES == 0)
 				tiermm__heat_decay(h);
 			continue;
@@ -181,6 +188,9 @@ void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 		for (int w = 0; w < 8; w++) {
 			uint64_t bits = obs[k].bits[w] & b->valid[w];
 
+			h->pass_known += (uint64_t)__builtin_popcountll(bits & b->known[w]);
+			h->pass_fast += (uint64_t)__builtin_popcountll(bits & b->known[w] &
+								      b->fast[w]);
 			while (bits) {
 				int i = w * 64 + __builtin_ctzll(bits);
 				unsigned int v = b->heat[i] + TIERMM__HEAT_STEP;

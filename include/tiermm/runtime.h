@@ -97,6 +97,14 @@ struct tiermm_runtime_stats {
 	double cpu_classify_s;	/* range tree, plan, address-space tracking */
 	double cpu_migrate_s;	/* residency and move_pages(2) */
 	double wall_s;		/* since start */
+	/*
+	 * Of the pages the backend saw accessed in its last complete pass (the
+	 * last that saw any page of known tier), the share on the fast tier:
+	 * the fast-tier access share as the backend observes it, by pages, not
+	 * by accesses. NaN when there is none yet, and with backends that report
+	 * ranges rather than pages (perf, damon). Since 0.2.0.
+	 */
+	double fast_access_share;
 };
 
 /* A consistent copy of the counters; never waits for the engine. */

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,47 @@ static void test_forget_where(void **state)
 	tiermm__heat_free(h);
 }
 
+/* The observed fast-tier share: accessed pages of known tier, per pass. */
+static void test_fast_share(void **state)
+{
+	struct tiermm__heat *h;
+	struct tiermm__mapping m[] = { map(B0, B0 + 2 * BLK) };
+
+	(void)state;
+	assert_int_equal(tiermm__heat_new(&h), 0);
+	assert_true(isnan(h->fast_share));
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	/* Nothing known: a pass leaves the share undefined. */
+	record_one(h, bits_obs(B0, 0, 512));
+	record_one(h, pass_obs);
+	assert_true(isnan(h->fast_share));
+	/* Block 0: pages 0-99 known, 0-29 fast; block 1: 0-9 known and fast. */
+	for (unsigned int k = 0; k < 100; k++) {
+		set_bit(h->b[0].known, k);
+		if (k < 30)
+			set_bit(h->b[0].fast, k);
+	}
+	for (unsigned int k = 0; k < 10; k++) {
+		set_bit(h->b[1].known, k);
+		set_bit(h->b[1].fast, k);
+	}
+	/* Accessed: block 0 pages 20-59 (10 fast of 40 known), block 1 0-511. */
+	record_one(h, bits_obs(B0, 20, 60));
+	assert_true(isnan(h->fast_share));	/* the pass is not over */
+	record_one(h, bits_obs(B0 + BLK, 0, 512));
+	record_one(h, pass_obs);
+	assert_true(fabs(h->fast_share - 20.0 / 50.0) < 1e-12);
+	/* A pass that saw nothing of known tier keeps the last share. */
+	record_one(h, bits_obs(B0, 200, 300));
+	record_one(h, pass_obs);
+	assert_true(fabs(h->fast_share - 0.4) < 1e-12);
+	/* Counts restart every pass. */
+	record_one(h, bits_obs(B0, 0, 10));
+	record_one(h, pass_obs);
+	assert_true(fabs(h->fast_share - 1.0) < 1e-12);
+	tiermm__heat_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_threshold),
 		cmocka_unit_test(test_forget_where),
+		cmocka_unit_test(test_fast_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
