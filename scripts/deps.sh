@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo) when something is missing.
 set -eu
 pkgs="build-essential cmake pkg-config libhwloc-dev hwloc libnuma-dev numactl
-liburcu-dev libcmocka-dev python3 qemu-system-x86 busybox-static cpio kmod
+liburcu-dev libcmocka-dev libjansson-dev python3 qemu-system-x86 busybox-static cpio kmod
 groff-base file linux-source-6.12 xz-utils stress-ng"
 missing=""
 for p in $pkgs; do

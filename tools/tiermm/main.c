@@ -14,6 +14,8 @@ static void usage_version(FILE *f);
 static const struct cli_verb verbs[] = {
 	{ "caps", "report which kernel features tiermm can use", cmd_caps,
 	  usage_caps },
+	{ "ctl", "ask tiermmd to manage other processes or cgroups; read what it does",
+	  cmd_ctl, usage_ctl },
 	{ "pt", "page tables of a process: where they are, dump, move, follow its threads",
 	  cmd_pt, usage_pt },
 	{ "run", "run a command with the tiering runtime and a placement, then summarise",
