@@ -29,6 +29,8 @@ int cmd_run(int argc, char **argv);
 void usage_run(FILE *f);
 int cmd_stat(int argc, char **argv);
 void usage_stat(FILE *f);
+int cmd_plot(int argc, char **argv);
+void usage_plot(FILE *f);
 int cmd_ctl(int argc, char **argv);
 void usage_ctl(FILE *f);
 

@@ -16,6 +16,8 @@ static const struct cli_verb verbs[] = {
 	  usage_caps },
 	{ "ctl", "ask tiermmd to manage other processes or cgroups; read what it does",
 	  cmd_ctl, usage_ctl },
+	{ "plot", "draw a statistics file of tiermm run as an SVG picture over time",
+	  cmd_plot, usage_plot },
 	{ "pt", "page tables of a process: where they are, dump, move, follow its threads",
 	  cmd_pt, usage_pt },
 	{ "run", "run a command with the tiering runtime and a placement, then summarise",
