@@ -187,11 +187,10 @@ static unsigned long long proc_starttime(pid_t pid)
 	p = strrchr(buf, ')');
 	if (!p)
 		return 0;
-	/* Fields 3 .. 22 follow the command name: skip 19 of them. */
+	/* p is at the space before field 3 (state): move to the one before 22. */
 	p++;
-	for (int i = 0; i < 20 && p; i++) {
+	for (int i = 0; i < 19 && p; i++)
 		p = strchr(p + 1, ' ');
-	}
 	if (p && sscanf(p, " %llu", &v) != 1)
 		v = 0;
 	return v;
@@ -716,6 +715,8 @@ static json_t *op_attach(json_t *req, const struct peer *peer)
 	r = check_keys(req, "attach", attach_keys);
 	if (r)
 		return r;
+	if (!json_object_get(req, "pid") == !json_object_get(req, "cgroup"))
+		return reply_error(EINVAL, "attach takes one of \"pid\" and \"cgroup\"");
 	pid = get_pid(req, &err);
 	if (pid < 0)
 		return err;
@@ -739,14 +740,14 @@ static json_t *op_attach(json_t *req, const struct peer *peer)
 		struct stat st;
 		json_t *att, *fail;
 
-		if (find_group(path))
-			return reply_error(EEXIST, "cgroup %s is managed already", path);
 		if (stat(path, &st))
 			return reply_error(ENOENT, "cgroup %s: %s", path, strerror(errno));
 		if (peer->uid != 0 && st.st_uid != peer->uid)
 			return reply_error(EPERM,
 					   "cgroup %s belongs to uid %u, not to you (uid %u): only root manages cgroups not delegated to them",
 					   path, (unsigned int)st.st_uid, (unsigned int)peer->uid);
+		if (find_group(path))
+			return reply_error(EEXIST, "cgroup %s is managed already", path);
 		if (nr_groups >= lim.max_groups)
 			return reply_error(ENOSPC, "tiermmd manages %u cgroups, its limit",
 					   nr_groups);
@@ -784,6 +785,8 @@ static json_t *target(json_t *req, const struct peer *peer, struct proc **pp,
 
 	*pp = NULL;
 	*gp = NULL;
+	if (!json_object_get(req, "pid") == !json_object_get(req, "cgroup"))
+		return reply_error(EINVAL, "give one of \"pid\" and \"cgroup\"");
 	pid = get_pid(req, &err);
 	if (pid < 0)
 		return err;
