@@ -178,6 +178,11 @@ def protocol_tests(sock, daemon):
         ("set: not managed", '{"op":"set","pid":1,"budget":"1G"}', "ESRCH"),
         ("stats: not managed", '{"op":"stats","pid":1}', "ESRCH"),
         ("stats: unknown key", '{"op":"stats","pid":1,"all":1}', "EINVAL"),
+        # Messages quote keys cut to a length: a cut inside a UTF-8 character must still
+        # give an error reply (it once read as "no error" and let the key through).
+        ("unknown key cut inside a character",
+         '{"op":"list","%s\u00e9":1}' % ("k" * 63), "EINVAL"),
+        ("unknown op cut inside a character", '{"op":"%s\u00e9"}' % ("o" * 63), "EOPNOTSUPP"),
     ]
     for desc, line, want in cases:
         r = c.req(line)
@@ -524,6 +529,14 @@ def main():
                            timeout=10)
         check(p.returncode == 1 and "another tiermmd" in p.stderr,
               "a second daemon on a live socket: status 1, says so", p.stderr)
+        notsock = os.path.join(tmp, "plain-file")
+        with open(notsock, "w") as f:
+            f.write("keep me\n")
+        p = subprocess.run([a.tiermmd, "--socket", notsock], capture_output=True, text=True,
+                           timeout=10)
+        check(p.returncode == 1 and "not a socket" in p.stderr and
+              open(notsock).read() == "keep me\n",
+              "--socket naming a regular file: status 1, the file kept", p.stderr)
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(10)
         check(rc == 0 and not os.path.exists(sock), "SIGTERM: status 0, the socket removed")

@@ -311,7 +311,7 @@ int cmd_ctl(int argc, char **argv)
 			char *end;
 			double ms = strtod(optarg, &end);
 
-			if (end == optarg || ms <= 0)
+			if (end == optarg || !(ms > 0) || !isfinite(ms) || ms > 60000000)
 				goto bad_value;
 			if (!strcmp(end, "s"))
 				ms *= 1000;

@@ -60,6 +60,7 @@ struct mopts {
 struct group {
 	char path[PATH_MAX];	/* canonical */
 	uid_t by;		/* who attached it */
+	gid_t by_gid;
 	struct mopts o;
 	/* Members not to attach (refused, failed, or detached one by one). */
 	struct {
@@ -118,18 +119,54 @@ static const char *errno_name(int err)
 	}
 }
 
+/*
+ * A JSON string of s, which may hold bytes that are not UTF-8 (a message
+ * cut in the middle of a character, a path): those become '?'. Never NULL
+ * unless out of memory.
+ */
+static json_t *text(const char *s)
+{
+	json_t *j = json_string(s);
+	char *copy;
+
+	if (j)
+		return j;
+	copy = strdup(s);
+	if (!copy)
+		return NULL;
+	for (unsigned char *c = (unsigned char *)copy; *c; c++)
+		if (*c >= 0x80)
+			*c = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
 json_t *reply_error(int err, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	json_t *r;
 
 	if (err < 0)
 		err = -err;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s, s:i, s:s}", "ok", 0, "error", errno_name(err),
-			 "errno", err, "message", msg);
+	r = json_pack("{s:b, s:s, s:i, s:o*}", "ok", 0, "error", errno_name(err),
+		      "errno", err, "message", text(msg));
+	/* Callers take NULL for "no error": never return it for one. */
+	if (!r) {
+		static json_t *nomem;
+
+		if (!nomem)
+			nomem = json_pack("{s:b, s:s, s:i, s:s}", "ok", 0, "error", "ENOMEM",
+					  "errno", ENOMEM, "message", "out of memory");
+		r = json_incref(nomem);
+		if (!r)
+			abort();	/* out of memory before the first request */
+	}
+	return r;
 }
 
 static json_t *reply_ok(void)
@@ -139,31 +176,35 @@ static json_t *reply_ok(void)
 
 /* ---- /proc ------------------------------------------------------------ */
 
-/* The uids of pid (real, effective, saved, fs). 0, -ESRCH or -EIO. */
-static int proc_uids(pid_t pid, uid_t uid[4])
+/* The uids and gids of pid (real, effective, saved, fs). 0, -ESRCH or -EIO. */
+static int proc_ids(pid_t pid, uid_t uid[4], gid_t gid[4])
 {
 	char path[64], line[256];
+	int found = 0;
 	FILE *f;
-	int ret = -EIO;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -ESRCH;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned int u[4];
+	while (found < 2 && fgets(line, sizeof(line), f)) {
+		unsigned int v[4];
+		bool is_uid = !strncmp(line, "Uid:", 4);
 
-		if (strncmp(line, "Uid:", 4))
+		if (!is_uid && strncmp(line, "Gid:", 4))
 			continue;
-		if (sscanf(line + 4, "%u %u %u %u", &u[0], &u[1], &u[2], &u[3]) == 4) {
-			for (int i = 0; i < 4; i++)
-				uid[i] = u[i];
-			ret = 0;
+		if (sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) != 4)
+			break;
+		for (int i = 0; i < 4; i++) {
+			if (is_uid)
+				uid[i] = v[i];
+			else
+				gid[i] = v[i];
 		}
-		break;
+		found++;
 	}
 	fclose(f);
-	return ret;
+	return found == 2 ? 0 : -EIO;
 }
 
 /* starttime of pid (field 22 of /proc/PID/stat), or 0 when it is gone. */
@@ -196,29 +237,49 @@ static unsigned long long proc_starttime(pid_t pid)
 	return v;
 }
 
-/* May peer manage pid? 0, -ESRCH or -EPERM (msg says why). */
-static int may_manage(const struct peer *peer, uid_t as, pid_t pid, uid_t *owner,
-		      char *msg, size_t len)
+/*
+ * May a client of uid as_uid and gid as_gid manage pid? What ptrace(2)
+ * asks of a tracer without capabilities: all the target's uids are the
+ * client's, all its gids the client's gid, and it is dumpable (the kernel
+ * makes /proc/PID root's when it is not: set-id programs, file
+ * capabilities, PR_SET_DUMPABLE 0). 0, -ESRCH or -EPERM (msg says why).
+ */
+static int may_manage(uid_t as_uid, gid_t as_gid, pid_t pid, uid_t *owner, char *msg,
+		      size_t len)
 {
+	char path[64];
+	struct stat st;
 	uid_t u[4];
-	int ret = proc_uids(pid, u);
+	gid_t g[4];
 
-	if (ret) {
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (proc_ids(pid, u, g) || stat(path, &st)) {
 		snprintf(msg, len, "process %d does not exist", (int)pid);
 		return -ESRCH;
 	}
 	*owner = u[0];
-	if (as == 0)
+	if (as_uid == 0)
 		return 0;
 	for (int i = 0; i < 4; i++) {
-		if (u[i] != as) {
+		if (u[i] != as_uid) {
 			snprintf(msg, len,
 				 "process %d is not yours (uid %u; you are uid %u): only root manages other users' processes",
-				 (int)pid, (unsigned int)u[i], (unsigned int)as);
+				 (int)pid, (unsigned int)u[i], (unsigned int)as_uid);
+			return -EPERM;
+		}
+		if (g[i] != as_gid) {
+			snprintf(msg, len,
+				 "process %d runs with gid %u, not your gid %u (a set-group-id program?): only root manages it",
+				 (int)pid, (unsigned int)g[i], (unsigned int)as_gid);
 			return -EPERM;
 		}
 	}
-	(void)peer;
+	if (st.st_uid != as_uid) {
+		snprintf(msg, len,
+			 "process %d is not dumpable (a set-id or privileged program): only root manages it",
+			 (int)pid);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -374,8 +435,8 @@ static json_t *get_opts(json_t *req, struct mopts *o, bool attach)
 	v = json_object_get(req, "epoch_ms");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 10 ||
-		    json_integer_value(v) > 3600000)
-			return reply_error(EINVAL, "\"epoch_ms\" must be an integer from 10 to 3600000");
+		    json_integer_value(v) > 60000)
+			return reply_error(EINVAL, "\"epoch_ms\" must be an integer from 10 to 60000");
 		o->epoch_ms = (unsigned int)json_integer_value(v);
 	}
 	v = json_object_get(req, "rate_limit_mib_s");
@@ -439,7 +500,7 @@ static void pt_now(struct proc *p)
  * Start managing pid for peer-uid as. Returns 0 and the new entry, or
  * -errno with msg set (nothing changed).
  */
-static int proc_attach(pid_t pid, uid_t as, const struct peer *peer, const struct mopts *o,
+static int proc_attach(pid_t pid, const struct peer *as, const struct mopts *o,
 		      struct group *g, struct proc **out, char *msg, size_t len)
 {
 	struct tiermm_runtime_opts ro = { .sz = sizeof(ro) };
@@ -451,7 +512,7 @@ static int proc_attach(pid_t pid, uid_t as, const struct peer *peer, const struc
 		snprintf(msg, len, "process %d is tiermmd itself", (int)pid);
 		return -EINVAL;
 	}
-	ret = may_manage(peer, as, pid, &owner, msg, len);
+	ret = may_manage(as->uid, as->gid, pid, &owner, msg, len);
 	if (ret)
 		return ret;
 	if (find_proc(pid)) {
@@ -476,7 +537,7 @@ static int proc_attach(pid_t pid, uid_t as, const struct peer *peer, const struc
 	p->pid = pid;
 	p->start = proc_starttime(pid);
 	p->owner = owner;
-	p->by = as;
+	p->by = as->uid;
 	p->group = g;
 	p->o = *o;
 	ro.pid = pid;
@@ -546,7 +607,7 @@ static json_t *proc_json(struct proc *p, bool full)
 	o = json_pack("{s:i, s:i, s:s, s:s, s:o, s:s, s:I, s:I, s:I}",
 		      "pid", (int)p->pid, "uid", (int)p->owner, "state", state_name(s.state),
 		      "backend", s.backend,
-		      "cgroup", p->group ? json_string(p->group->path) : json_null(),
+		      "cgroup", p->group ? text(p->group->path) : json_null(),
 		      "pt", pt_names[p->o.pt],
 		      "budget_bytes", (json_int_t)s.budget_bytes,
 		      "fast_bytes", (json_int_t)s.fast_bytes,
@@ -554,14 +615,14 @@ static json_t *proc_json(struct proc *p, bool full)
 	if (!o)
 		return NULL;
 	if (s.state == TIERMM_RUNTIME_FAILED)
-		json_object_set_new(o, "error", json_string(s.error_msg));
+		json_object_set_new(o, "error", text(s.error_msg));
 	if (!full)
 		return o;
 	json_object_update_new(o, json_pack(
-		"{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		"{s:o, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
-		" s:o, s:I, s:s}",
-		"backend_why", s.backend_why,
+		" s:o, s:I, s:o}",
+		"backend_why", text(s.backend_why),
 		"fast_tier", s.fast_tier, "slow_tier", s.slow_tier,
 		"epochs", (json_int_t)s.epochs,
 		"promoted_pages", (json_int_t)s.promoted_pages,
@@ -590,7 +651,7 @@ static json_t *proc_json(struct proc *p, bool full)
 		"wall_s", s.wall_s,
 		"fast_access_share", share_or_null(s.fast_access_share),
 		"pt_moved", (json_int_t)p->pt_moved,
-		"pt_error", p->pt_error));
+		"pt_error", text(p->pt_error)));
 	return o;
 }
 
@@ -623,9 +684,9 @@ static void group_refuse(struct group *g, pid_t pid, unsigned long long start)
  * Attach the members of g not managed yet; failures go to *failed (when
  * not NULL) and into g's refused list.
  */
-static void group_scan(struct group *g, const struct peer *peer, json_t *attached,
-		       json_t *failed)
+static void group_scan(struct group *g, json_t *attached, json_t *failed)
 {
+	const struct peer as = { .uid = g->by, .gid = g->by_gid };
 	char path[PATH_MAX + 16], line[64];
 	FILE *f;
 
@@ -648,7 +709,7 @@ static void group_scan(struct group *g, const struct peer *peer, json_t *attache
 		start = proc_starttime(pid);
 		if (!start || group_refuses(g, pid, start))
 			continue;
-		ret = proc_attach(pid, g->by, peer, &g->o, g, &p, msg, sizeof(msg));
+		ret = proc_attach(pid, &as, &g->o, g, &p, msg, sizeof(msg));
 		if (ret) {
 			group_refuse(g, pid, start);
 			g->failed++;
@@ -656,8 +717,8 @@ static void group_scan(struct group *g, const struct peer *peer, json_t *attache
 				 (int)pid, msg);
 			fprintf(stderr, "tiermmd: cgroup %s: %s\n", g->path, g->last_error);
 			if (failed)
-				json_array_append_new(failed, json_pack("{s:i, s:s, s:s}", "pid",
-						      (int)pid, "error", errno_name(-ret), "message", msg));
+				json_array_append_new(failed, json_pack("{s:i, s:s, s:o}", "pid",
+						      (int)pid, "error", errno_name(-ret), "message", text(msg)));
 			continue;
 		}
 		g->attached++;
@@ -691,10 +752,10 @@ static json_t *group_json(const struct group *g)
 
 	for (unsigned int i = 0; i < nr_procs; i++)
 		members += procs[i]->group == g;
-	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:s}", "cgroup", g->path,
+	return json_pack("{s:o, s:i, s:I, s:I, s:I, s:o}", "cgroup", text(g->path),
 			 "uid", (int)g->by, "members", (json_int_t)members,
 			 "attached", (json_int_t)g->attached, "failed", (json_int_t)g->failed,
-			 "last_error", g->last_error);
+			 "last_error", text(g->last_error));
 }
 
 /* ---- operations ------------------------------------------------------- */
@@ -729,7 +790,7 @@ static json_t *op_attach(json_t *req, const struct peer *peer)
 	if (r)
 		return r;
 	if (pid) {
-		ret = proc_attach(pid, peer->uid, peer, &o, NULL, &p, msg, sizeof(msg));
+		ret = proc_attach(pid, peer, &o, NULL, &p, msg, sizeof(msg));
 		if (ret)
 			return reply_error(ret, "attach %d: %s", (int)pid, msg);
 		r = json_pack("{s:b, s:[i], s:[]}", "ok", 1, "attached", (int)pid, "failed");
@@ -761,14 +822,15 @@ static json_t *op_attach(json_t *req, const struct peer *peer)
 		}
 		snprintf(g->path, sizeof(g->path), "%s", path);
 		g->by = peer->uid;
+		g->by_gid = peer->gid;
 		g->o = o;
 		groups[nr_groups++] = g;
 		fprintf(stderr, "tiermmd: managing cgroup %s (uid %u)\n", path,
 			(unsigned int)peer->uid);
 		att = json_array();
 		fail = json_array();
-		group_scan(g, peer, att, fail);
-		r = json_pack("{s:b, s:s, s:o, s:o}", "ok", 1, "cgroup", path, "attached", att,
+		group_scan(g, att, fail);
+		r = json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "cgroup", text(path), "attached", att,
 			      "failed", fail);
 		return r;
 	}
@@ -1013,7 +1075,6 @@ static bool due(const struct timespec *t, const struct timespec *now)
 
 void managed_tick(void)
 {
-	struct peer none = { 0 };
 	struct timespec now;
 
 	for (unsigned int i = 0; i < nr_procs;) {
@@ -1045,8 +1106,7 @@ void managed_tick(void)
 			group_remove(g);
 			continue;
 		}
-		none.uid = g->by;
-		group_scan(g, &none, NULL, NULL);
+		group_scan(g, NULL, NULL);
 		i++;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);

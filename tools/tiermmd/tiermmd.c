@@ -76,7 +76,7 @@ static void usage(FILE *f)
 	      "  -v, --verbose           log every request\n"
 	      "  -h, --help              show this help\n"
 	      "\n"
-	      "It runs in the foreground and logs on stderr; SIGTERM or SIGINT stop it\n"
+	      "It runs in the foreground and logs on stderr; SIGTERM, SIGINT or SIGHUP stop it\n"
 	      "(memory stays where it is). Exit status: 0 after a signal, 1 when it could\n"
 	      "not start, 2 on a bad command line.\n", f);
 }
@@ -171,38 +171,42 @@ static bool handle_line(struct client *c, const char *line, size_t len)
 }
 
 /* Read what there is; false when the client is gone or must go. */
-static bool client_read(struct client *c)
+static bool client_read(struct client *c, const char **why)
 {
-	for (;;) {
-		ssize_t n = recv(c->fd, c->in + c->in_len, TIERMMD_LINE_MAX - c->in_len, 0);
-		size_t done = 0;
+	/* One read a wakeup: a client that writes without pause cannot starve the others. */
+	ssize_t n = recv(c->fd, c->in + c->in_len, TIERMMD_LINE_MAX - c->in_len, 0);
+	size_t done = 0;
 
-		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-		if (n == 0)
-			return false;	/* an unfinished line goes with it */
-		c->in_len += (size_t)n;
-		for (size_t i = 0; i < c->in_len; i++) {
-			if (c->in[i] != '\n')
-				continue;
-			if (c->discarding)
-				c->discarding = false;
-			else if (!handle_line(c, c->in + done, i - done))
-				return false;	/* it does not read its replies */
-			done = i + 1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	if (n == 0)
+		return false;	/* an unfinished line goes with it */
+	c->in_len += (size_t)n;
+	for (size_t i = 0; i < c->in_len; i++) {
+		if (c->in[i] != '\n')
+			continue;
+		if (c->discarding) {
+			c->discarding = false;
+		} else if (!handle_line(c, c->in + done, i - done)) {
+			*why = "does not read its replies";
+			return false;
 		}
-		memmove(c->in, c->in + done, c->in_len - done);
-		c->in_len -= done;
-		if (c->in_len == TIERMMD_LINE_MAX) {
-			/* No newline in a whole buffer: refuse it, skip to the next line. */
-			if (!c->discarding &&
-			    !queue(c, reply_error(E2BIG, "request longer than %d bytes",
-						  TIERMMD_LINE_MAX - 1)))
-				return false;
-			c->discarding = true;
-			c->in_len = 0;
-		}
+		done = i + 1;
 	}
+	memmove(c->in, c->in + done, c->in_len - done);
+	c->in_len -= done;
+	if (c->in_len == TIERMMD_LINE_MAX) {
+		/* No newline in a whole buffer: refuse it, skip to the next line. */
+		if (!c->discarding &&
+		    !queue(c, reply_error(E2BIG, "request longer than %d bytes",
+					  TIERMMD_LINE_MAX - 1))) {
+			*why = "does not read its replies";
+			return false;
+		}
+		c->discarding = true;
+		c->in_len = 0;
+	}
+	return true;
 }
 
 /* Write what is queued; false when the client is gone. */
@@ -287,6 +291,7 @@ static int make_dir_of(const char *path)
 static int listen_on(const char *path, mode_t mode)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -319,6 +324,12 @@ static int listen_on(const char *path, mode_t mode)
 			fprintf(stderr, "tiermmd: another tiermmd listens on %s\n", path);
 			close(fd);
 			return -EADDRINUSE;
+		}
+		if (lstat(path, &st) || !S_ISSOCK(st.st_mode)) {
+			fprintf(stderr, "tiermmd: %s exists and is not a socket: not removing it\n",
+				path);
+			close(fd);
+			return -EEXIST;
 		}
 		unlink(path);
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
@@ -502,6 +513,7 @@ int main(int argc, char **argv)
 		}
 		/* Clients by fd (the array changes as they go). */
 		for (unsigned int k = 3; k < n; k++) {
+			const char *why;
 			unsigned int i;
 
 			if (!pfd[k].revents)
@@ -510,10 +522,11 @@ int main(int argc, char **argv)
 				;
 			if (i == nr_clients)
 				continue;
+			why = NULL;
 			if ((pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
-			    !client_read(clients[i])) {
+			    !client_read(clients[i], &why)) {
 				client_write(clients[i]);	/* what it may still read */
-				drop_client(i, NULL);
+				drop_client(i, why);
 				continue;
 			}
 			if (!client_write(clients[i]))
