@@ -200,8 +200,9 @@ static void print_list(json_t *r)
 			printf("%8s error: %s\n", "", str(p, "error"));
 	}
 	json_array_foreach(groups, i, p)
-		printf("cgroup %s: %.0f members, %.0f attached, %.0f failed%s%s\n", str(p, "cgroup"),
-		       num(p, "members"), num(p, "attached"), num(p, "failed"),
+		printf("cgroup %s: %.0f member%s, %.0f attached, %.0f failed%s%s\n", str(p, "cgroup"),
+		       num(p, "members"), num(p, "members") == 1 ? "" : "s", num(p, "attached"),
+		       num(p, "failed"),
 		       *str(p, "last_error") ? "; last: " : "", str(p, "last_error"));
 }
 
