@@ -522,8 +522,14 @@ def main():
         cgroup_tests(sock, cgroot)
         ctl_tests(a.tiermm, sock)
         fuzz(sock, daemon, a.fuzz_seconds, a.seed)
-        check(rss_kib(daemon.pid) < rss0 + 32768,
-              "memory: RSS %d KiB at start, %d KiB after everything" % (rss0, rss_kib(daemon.pid)))
+        # Under ASan freed memory waits in its quarantine (256 MiB): there LeakSanitizer
+        # checks at the SIGTERM below (a leak makes the exit status non-zero).
+        asan = b"libasan" in subprocess.run(["ldd", a.tiermmd], capture_output=True).stdout
+        if asan:
+            check(True, "memory: ASan build, LeakSanitizer checks at exit # SKIP RSS bound")
+        else:
+            check(rss_kib(daemon.pid) < rss0 + 32768, "memory: RSS %d KiB at start, %d KiB "
+                  "after everything" % (rss0, rss_kib(daemon.pid)))
         # The socket's life.
         p = subprocess.run([a.tiermmd, "--socket", sock], capture_output=True, text=True,
                            timeout=10)
