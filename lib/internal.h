@@ -67,6 +67,12 @@ DIR *tiermm__fs_opendir(const struct tiermm__fs *fs, const char *path);
  */
 int tiermm__list_parse(const char *s, uint64_t *bits, unsigned int nbits);
 /*
+ * The nodes process pid (0: the caller) may allocate from, its cpuset's
+ * Mems_allowed_list, as TIERMM__MAX_NODES bits; all bits when the kernel
+ * does not say. 0, or -ESRCH (the process is gone).
+ */
+int tiermm__mems_allowed(pid_t pid, uint64_t *bits);
+/*
  * Parse a kernel hex mask ("000f000f,000f000f", 32-bit words, most
  * significant first). Returns the number of bits set or -EINVAL.
  */

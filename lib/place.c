@@ -302,7 +302,7 @@ static int nodes_with_memory(uint64_t *bits)
 }
 
 /* The nodes pid's cpuset allows (Mems_allowed_list of /proc/PID/status). */
-static int mems_allowed(pid_t pid, uint64_t *bits)
+int tiermm__mems_allowed(pid_t pid, uint64_t *bits)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0;
@@ -1167,7 +1167,7 @@ static int check_nodes(pid_t pid, const struct targets *t)
 
 	if (ret)
 		return ret;
-	ret = mems_allowed(pid, allowed);
+	ret = tiermm__mems_allowed(pid, allowed);
 	if (ret)
 		return ret;
 	for (int i = 0; i < t->n; i++) {
@@ -1267,7 +1267,7 @@ static int tier_targets(const struct tiermm_topo *topo, int tier, pid_t pid,
 		return tiermm__fail(ENOENT, "%s: tier %d is not in 0..%d", what, tier, nr - 1);
 	ret = nodes_with_memory(mem);
 	if (!ret)
-		ret = mems_allowed(pid, allowed);
+		ret = tiermm__mems_allowed(pid, allowed);
 	if (ret)
 		return ret;
 	nr = tiermm_topo_nr_nodes(topo);

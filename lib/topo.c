@@ -1121,9 +1121,13 @@ static int check_xml(struct tiermm_topo *t, const struct tiermm_topo_opts *o,
 				    path, hwloc_bitmap_weight(root->complete_cpuset),
 				    sysconf(_SC_NPROCESSORS_CONF));
 	{
-		/* hwloc's nodes are the nodes with memory. */
+		/*
+		 * hwloc's nodes are the nodes with memory that this process's
+		 * cpuset allows (hwloc leaves out the others): a cache written
+		 * inside a cpuset is right inside it, and stale outside.
+		 */
 		struct tiermm__fs fs;
-		uint64_t bits[TIERMM__MAX_NODES / 64];
+		uint64_t bits[TIERMM__MAX_NODES / 64], allowed[TIERMM__MAX_NODES / 64];
 		char buf[4096];
 		int live = -1;
 
@@ -1133,9 +1137,14 @@ static int check_xml(struct tiermm_topo *t, const struct tiermm_topo_opts *o,
 		    tiermm__fs_read(&fs, "/sys/devices/system/node/online", buf,
 				    sizeof(buf)) >= 0)
 			live = tiermm__list_parse(buf, bits, TIERMM__MAX_NODES);
+		if (live > 0 && !tiermm__mems_allowed(0, allowed)) {
+			live = 0;
+			for (int w = 0; w < TIERMM__MAX_NODES / 64; w++)
+				live += __builtin_popcountll(bits[w] & allowed[w]);
+		}
 		if (live > 0 && live != t->n)
 			return tiermm__fail(ESTALE,
-					    "%s describes %d NUMA nodes with memory, this machine has %d",
+					    "%s describes %d NUMA nodes with memory, this process may use %d (its cpuset's nodes with memory)",
 					    path, t->n, live);
 	}
 	return 0;
