@@ -216,6 +216,7 @@ static void print_stats(json_t *r)
 	json_array_foreach(procs, i, p) {
 		char b[32], f[32], res[32], hot[32], pr[32], de[32];
 		double share = num(p, "fast_access_share");
+		json_t *loc;
 
 		human_bytes(num(p, "budget_bytes"), b, sizeof(b));
 		human_bytes(num(p, "fast_bytes"), f, sizeof(f));
@@ -240,6 +241,12 @@ static void print_stats(json_t *r)
 		       num(p, "cpu_sampling_s"), num(p, "cpu_classify_s"), num(p, "cpu_migrate_s"));
 		printf("  page tables: %s, %.0f tables moved%s%s\n", str(p, "pt"), num(p, "pt_moved"),
 		       *str(p, "pt_error") ? "; " : "", str(p, "pt_error"));
+		loc = json_object_get(p, "pt_locality");
+		if (json_is_number(json_object_get(loc, "share")))
+			printf("  page-table locality: %.0f%% of %.0f leaf tables on their data's node\n",
+			       100 * num(loc, "share"), num(loc, "tables"));
+		else if (json_object_get(loc, "error"))
+			printf("  page-table locality: unknown (%s)\n", str(loc, "error"));
 	}
 }
 

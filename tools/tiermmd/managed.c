@@ -596,6 +596,33 @@ static json_t *share_or_null(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+/*
+ * Page-table locality of p (tiermm.ko): {"tables": leaf tables, "local":
+ * those on the node holding most of the data they map, "remote", "share":
+ * local / (local + remote), or null}, or {"error": why}.
+ */
+static json_t *pt_json(const struct proc *p)
+{
+	struct tiermm_pt_summary sum = { .sz = sizeof(sum) };
+	struct tiermm_pt_stats *st;
+	uint64_t loc, rem;
+
+	if (tiermm_pt_stat(p->pid, 0, 0, 0, &st))
+		return json_pack("{s:o}", "error", text(tiermm_errmsg()));
+	if (tiermm_pt_stat_summary(st, &sum)) {
+		tiermm_pt_stat_free(st);
+		return json_pack("{s:o}", "error", text(tiermm_errmsg()));
+	}
+	tiermm_pt_stat_free(st);
+	loc = sum.tables_local[TIERMM_PT_LEVEL_PTE];
+	rem = sum.tables_remote[TIERMM_PT_LEVEL_PTE];
+	return json_pack("{s:I, s:I, s:I, s:o}", "tables",
+			 (json_int_t)sum.tables[TIERMM_PT_LEVEL_PTE], "local", (json_int_t)loc,
+			 "remote", (json_int_t)rem,
+			 "share", loc + rem ? json_real((double)loc / (double)(loc + rem)) :
+			 json_null());
+}
+
 static json_t *proc_json(struct proc *p, bool full)
 {
 	struct tiermm_runtime_stats s = { .sz = sizeof(s) };
@@ -652,6 +679,8 @@ static json_t *proc_json(struct proc *p, bool full)
 		"fast_access_share", share_or_null(s.fast_access_share),
 		"pt_moved", (json_int_t)p->pt_moved,
 		"pt_error", text(p->pt_error)));
+	if (s.state == TIERMM_RUNTIME_RUNNING)
+		json_object_set_new(o, "pt_locality", pt_json(p));
 	return o;
 }
 

@@ -156,6 +156,12 @@ check_cmd "a: pages demoted" test "$(jnum demoted_bytes $a)" -gt 0
 check_cmd "pt once for a" ctl pt $a once
 check_eq "a's pt policy" once "$(jstr pt $a)"
 check_eq "no page-table error" "" "$(jstr pt_error $a)"
+loc=$(tiermm ctl --json stats $a | sed -n 's/.*"pt_locality":{\([^}]*\)}.*/\1/p')
+case $loc in
+*'"share":'[01]*) ok "a's page-table locality is reported: $loc" ;;
+*) not_ok "a's page-table locality is reported: '$loc'" ;;
+esac
+ctl stats $a | sed 's/^/# /'
 
 # 7. Restart the daemon while the workloads run: they go on, unmanaged, then managed again.
 kill -TERM $dpid
