@@ -320,6 +320,18 @@ def permission_tests(sock, daemon, cgroot):
                     "nobody: list shows nothing of root's", r)
         r = c.req({"op": "detach", "cgroup": "rootgroup"})
         ok &= check(err_of(r) == "ESRCH", "nobody: detach root's cgroup: ESRCH", r)
+        # One user gets at most --max-user-clients (16) connections; c is one.
+        more = [Client(sock) for _ in range(15)]
+        for m in more:
+            m.req({"op": "ping"})
+        extra = Client(sock)
+        try:
+            r = extra.line()
+        except (EOFError, ConnectionResetError) as e:
+            r = {"exc": str(e)}
+        ok &= check(err_of(r) == "EBUSY", "nobody: a 17th connection is refused (EBUSY)", r)
+        for m in more + [extra]:
+            m.close()
         c.close()
         return ok
 
@@ -372,6 +384,23 @@ def cgroup_tests(sock, cgroot):
     g = c.req({"op": "list", "cgroup": "jobs"}).get("cgroups", [{}])[0]
     check(g.get("failed") == 3 and str(n.pid) in g.get("last_error", ""),
           "a process that joins later is tried at the next tick", g)
+    # A process in a descendant cgroup (a delegated subtree) is a member too.
+    sub = os.path.join(grp, "sub", "leaf")
+    os.makedirs(sub)
+    open(os.path.join(grp, "sub", "cgroup.procs"), "w").close()
+    m = subprocess.Popen(["sleep", "60"])
+    with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+        f.write("%d\n" % m.pid)
+    time.sleep(2.5)
+    g = c.req({"op": "list", "cgroup": "jobs"}).get("cgroups", [{}])[0]
+    check(g.get("failed") == 4 and str(m.pid) in g.get("last_error", ""),
+          "a process in a descendant cgroup is a member too", g)
+    os.remove(os.path.join(sub, "cgroup.procs"))
+    os.remove(os.path.join(grp, "sub", "cgroup.procs"))
+    os.rmdir(sub)
+    os.rmdir(os.path.dirname(sub))
+    m.kill()
+    m.wait()
     check(err_of(c.req({"op": "set", "cgroup": "jobs"})) == "EINVAL",
           "set with nothing to set: EINVAL")
     check(c.req({"op": "set", "cgroup": "jobs", "pt": "once"}).get("ok"),

@@ -709,17 +709,15 @@ static void group_refuse(struct group *g, pid_t pid, unsigned long long start)
 	g->nr_refused++;
 }
 
-/*
- * Attach the members of g not managed yet; failures go to *failed (when
- * not NULL) and into g's refused list.
- */
-static void group_scan(struct group *g, json_t *attached, json_t *failed)
+/* Attach the processes listed in dir/cgroup.procs (one cgroup of g's subtree). */
+static void group_scan_dir(struct group *g, const char *dir, json_t *attached,
+			   json_t *failed)
 {
 	const struct peer as = { .uid = g->by, .gid = g->by_gid };
 	char path[PATH_MAX + 16], line[64];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/cgroup.procs", g->path);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	f = fopen(path, "re");
 	if (!f) {
 		snprintf(g->last_error, sizeof(g->last_error), "%.700s: %.200s", path, strerror(errno));
@@ -740,11 +738,22 @@ static void group_scan(struct group *g, json_t *attached, json_t *failed)
 			continue;
 		ret = proc_attach(pid, &as, &g->o, g, &p, msg, sizeof(msg));
 		if (ret) {
-			group_refuse(g, pid, start);
-			g->failed++;
-			snprintf(g->last_error, sizeof(g->last_error), "process %d: %.900s",
-				 (int)pid, msg);
-			fprintf(stderr, "tiermmd: cgroup %s: %s\n", g->path, g->last_error);
+			/*
+			 * Refused for good (permissions, no backend, gone): not tried
+			 * again. Out of room (--max-procs, memory): tried every tick,
+			 * logged once.
+			 */
+			bool transient = ret == -ENOSPC || ret == -ENOMEM;
+			char line_err[1024];
+
+			snprintf(line_err, sizeof(line_err), "process %d: %.900s", (int)pid, msg);
+			if (!transient)
+				group_refuse(g, pid, start);
+			if (!transient || strcmp(line_err, g->last_error)) {
+				g->failed++;
+				fprintf(stderr, "tiermmd: cgroup %s: %s\n", g->path, line_err);
+			}
+			snprintf(g->last_error, sizeof(g->last_error), "%s", line_err);
 			if (failed)
 				json_array_append_new(failed, json_pack("{s:i, s:s, s:o}", "pid",
 						      (int)pid, "error", errno_name(-ret), "message", text(msg)));
@@ -755,6 +764,43 @@ static void group_scan(struct group *g, json_t *attached, json_t *failed)
 			json_array_append_new(attached, json_integer(pid));
 	}
 	fclose(f);
+}
+
+#define GROUP_DEPTH_MAX 16
+
+/* g's cgroup dir and, depth first, its descendants (a delegated subtree). */
+static void group_walk(struct group *g, const char *dir, int depth, json_t *attached,
+		       json_t *failed)
+{
+	struct dirent *de;
+	DIR *d;
+
+	group_scan_dir(g, dir, attached, failed);
+	if (depth >= GROUP_DEPTH_MAX)
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char sub[PATH_MAX];
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) >= (int)sizeof(sub) ||
+		    lstat(sub, &st) || !S_ISDIR(st.st_mode))
+			continue;
+		group_walk(g, sub, depth + 1, attached, failed);
+	}
+	closedir(d);
+}
+
+/*
+ * Attach the processes of g's cgroup and of the cgroups below it not managed
+ * yet; failures go to *failed (when not NULL).
+ */
+static void group_scan(struct group *g, json_t *attached, json_t *failed)
+{
+	group_walk(g, g->path, 0, attached, failed);
 }
 
 static void group_remove(struct group *g)
@@ -927,8 +973,16 @@ static json_t *op_detach(json_t *req, const struct peer *peer)
 static int proc_set(struct proc *p, const struct mopts *o, bool budget, bool pt, char *msg,
 		    size_t len)
 {
+	struct tiermm_runtime_stats s = { .sz = sizeof(s) };
 	int ret = 0;
 
+	if (!tiermm_runtime_stats(p->rt, &s) && s.state != TIERMM_RUNTIME_RUNNING) {
+		snprintf(msg, len, "process %d: its runtime %s%s%.400s (detach it)", (int)p->pid,
+			 s.state == TIERMM_RUNTIME_EXITED ? "stopped: the process exited" : "failed",
+			 s.state == TIERMM_RUNTIME_FAILED ? ": " : "",
+			 s.state == TIERMM_RUNTIME_FAILED ? s.error_msg : "");
+		return -EIO;
+	}
 	if (budget) {
 		ret = o->budget_bytes ? tiermm_runtime_set_budget(p->rt, o->budget_bytes) :
 		      tiermm_runtime_set_budget_share(p->rt, o->budget_share);
@@ -989,8 +1043,10 @@ static json_t *op_set(json_t *req, const struct peer *peer)
 
 			if (procs[i]->group != g)
 				continue;
-			if (!tiermm_runtime_stats(procs[i]->rt, &s))
-				prev[i] = s.budget_bytes;
+			if (tiermm_runtime_stats(procs[i]->rt, &s) ||
+			    s.state != TIERMM_RUNTIME_RUNNING)
+				continue;	/* a failed member: its state says why */
+			prev[i] = s.budget_bytes;
 			ret = proc_set(procs[i], &o, true, false, msg, sizeof(msg));
 			if (!ret)
 				continue;
@@ -1009,7 +1065,7 @@ static json_t *op_set(json_t *req, const struct peer *peer)
 	if (pt)
 		for (unsigned int i = 0; i < nr_procs; i++)
 			if (procs[i]->group == g)
-				proc_set(procs[i], &o, false, true, msg, sizeof(msg));
+				proc_set(procs[i], &o, false, true, msg, sizeof(msg)); /* failed: skip */
 	g->o.budget_bytes = o.budget_bytes;
 	g->o.budget_share = o.budget_share;
 	g->o.pt = o.pt;

@@ -49,7 +49,7 @@ struct client {
 };
 
 static struct client **clients;
-static unsigned int nr_clients, max_clients = 64;
+static unsigned int nr_clients, max_clients = 64, max_user_clients = 16;
 static bool verbose;
 
 static void usage(FILE *f)
@@ -68,6 +68,8 @@ static void usage(FILE *f)
 	      "                          anybody may connect; what they may do depends on\n"
 	      "                          who they are)\n"
 	      "      --max-clients=N     connections at most (default 64)\n"
+	      "      --max-user-clients=N  connections of one user other than root at\n"
+	      "                          most (default 16)\n"
 	      "      --max-procs=N       managed processes at most (default 256)\n"
 	      "      --max-cgroups=N     managed cgroups at most (default 64)\n"
 	      "      --pt-interval=MS    period of the \"follow\" page-table policy\n"
@@ -230,6 +232,7 @@ static void accept_clients(int lfd)
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
 		struct client *c, **nc;
+		unsigned int mine;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -242,12 +245,16 @@ static void accept_clients(int lfd)
 			close(fd);
 			continue;
 		}
-		if (nr_clients >= max_clients) {
+		mine = 0;
+		for (unsigned int i = 0; i < nr_clients; i++)
+			mine += clients[i]->peer.uid == cred.uid;
+		if (nr_clients >= max_clients || (cred.uid != 0 && mine >= max_user_clients)) {
 			static const char msg[] =
 				"{\"ok\":false,\"error\":\"EBUSY\",\"errno\":16,\"message\":\"tiermmd has too many clients\"}\n";
 
-			fprintf(stderr, "tiermmd: refusing a connection of pid %d: %u clients\n",
-				(int)cred.pid, nr_clients);
+			fprintf(stderr,
+				"tiermmd: refusing a connection of pid %d uid %u: %u clients, %u of this user\n",
+				(int)cred.pid, (unsigned int)cred.uid, nr_clients, mine);
 			(void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;
@@ -360,6 +367,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'S' },
 		{ "socket-mode", required_argument, NULL, 'm' },
 		{ "max-clients", required_argument, NULL, 'C' },
+		{ "max-user-clients", required_argument, NULL, 'U' },
 		{ "max-procs", required_argument, NULL, 'P' },
 		{ "max-cgroups", required_argument, NULL, 'G' },
 		{ "pt-interval", required_argument, NULL, 'T' },
@@ -402,6 +410,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			max_clients = (unsigned int)v;
+			break;
+		case 'U':
+			if (parse_uint(optarg, 1, 4096, &v)) {
+				fprintf(stderr, "tiermmd: --max-user-clients: 1 to 4096\n");
+				return 2;
+			}
+			max_user_clients = (unsigned int)v;
 			break;
 		case 'P':
 			if (parse_uint(optarg, 1, 65536, &v)) {
@@ -530,7 +545,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			if (!client_write(clients[i]))
-				drop_client(i, "write failed");
+				drop_client(i, NULL);	/* gone before its replies */
 		}
 		if (pfd[0].revents)
 			accept_clients(lfd);
