@@ -235,7 +235,7 @@ static void print_stats(json_t *r)
 		       pr, num(p, "promoted_pages"), de, num(p, "demoted_pages"),
 		       num(p, "failed_pages"));
 		if (isfinite(share))
-			printf("  fast-tier share of the accesses the backend saw: %.1f%%\n",
+			printf("  fast-tier share of the accessed pages the backend saw: %.1f%%\n",
 			       100 * share);
 		printf("  CPU: sampling %.2f s, classifying %.2f s, migrating %.2f s\n",
 		       num(p, "cpu_sampling_s"), num(p, "cpu_classify_s"), num(p, "cpu_migrate_s"));
