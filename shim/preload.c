@@ -30,7 +30,12 @@
  *    resets the shim's state there); with follow-fork:1 the child starts
  *    a runtime of its own once fork() has returned in it (not inside a
  *    fork handler, where other libraries' handlers, liburcu's among them,
- *    may not have run yet).
+ *    may not have run yet). fork() and _Fork() first wait until the
+ *    housekeeping thread is parked: a lock it held at the fork (an
+ *    allocator's, the sanitizer runtime's) would stay held in the child.
+ *  - daemon: the old process's runtime and thread are stopped before the
+ *    call (it leaves with _exit() inside it), and the daemon starts its
+ *    own, follow-fork or not.
  *  - the exec family: the runtime is stopped and the final record written
  *    before the program image is replaced, and started again if exec
  *    fails. Unless follow-exec:1, the constructor removed the shim from
@@ -49,6 +54,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <link.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -170,7 +176,32 @@ static pthread_t g_hk;
 static bool g_hk_running;
 static pthread_mutex_t g_hk_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_hk_cond;
-static bool g_hk_stop;		/* under g_hk_lock */
+static bool g_hk_stop;		/* under g_hk_lock (set __atomic too) */
+
+/*
+ * The fork gate. A fork copies every lock as it is at that moment, and
+ * only the forking thread goes on in the child: a lock that the
+ * housekeeping thread held (the allocator's, stdio's, the sanitizer
+ * runtime's, which glibc's fork does not take for the child the way it
+ * takes its own malloc's) would stay locked in the child for ever, and
+ * the first malloc() or pthread_create() there would wait for it. The
+ * housekeeping thread is "busy" while it starts (from pthread_create()
+ * until hk_main() runs: the sanitizer's thread set-up allocates), while
+ * it writes a record, and while it exits (until pthread_join() returns);
+ * parked in its timed wait it holds nothing. The shim's fork, _Fork and
+ * daemon wait until it is not busy, and it starts no record until the
+ * fork has returned in the parent. Its start and exit do not wait for a
+ * fork (their callers may hold locks that a fork handler wants), so only
+ * a fork in another thread at that very moment can still overlap them.
+ * The gate is taken in the interposers, before the C library runs any
+ * fork handler: a handler registered after ours (libtiermm's, for page
+ * tables and hints) runs before it and takes locks a record may need
+ * (pt:follow).
+ */
+static pthread_mutex_t g_gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_gate_cond = PTHREAD_COND_INITIALIZER;
+static int g_gate_busy, g_gate_forks;	/* under g_gate_lock */
+static TLS int tls_gate;	/* this thread holds forks off or waits for them */
 
 static pid_t raw_getpid(void)
 {
@@ -489,6 +520,11 @@ static void build_record(struct tmm_rec *r, const char *event,
 	tmm_rec_put_u64(r, "demoted_bytes", rs ? rs->demoted_bytes : 0);
 	tmm_rec_put_u64(r, "failed_pages", rs ? rs->failed_pages : 0);
 	tmm_rec_put_u64(r, "hot_set_bytes", rs ? rs->hot_set_bytes : 0);
+	/* Empty (not a number) when the backend saw no page of known tier. */
+	if (rs && isfinite(rs->fast_access_share))
+		tmm_rec_put_dbl(r, "fast_access_share", rs->fast_access_share);
+	else
+		tmm_rec_put_str(r, "fast_access_share", "");
 	tmm_rec_put_u64(r, "budget_bytes", rs ? rs->budget_bytes : 0);
 	tmm_rec_put_u64(r, "fast_bytes", rs ? rs->fast_bytes : 0);
 	tmm_rec_put_u64(r, "resident_bytes", rs ? rs->resident_bytes : 0);
@@ -623,12 +659,101 @@ static void pt_migrate_now(void)
 		snprintf(g_pt_error, sizeof(g_pt_error), "pt: %s", tiermm_errmsg());
 }
 
+/*
+ * The housekeeping thread is about to write a record: wait for the forks in
+ * progress. False, and not busy, if asked to stop meanwhile: whoever stops
+ * it (and joins it) may hold a lock that one of the forking thread's fork
+ * handlers waits for, so it must not wait for a fork.
+ */
+static bool gate_busy(void)
+{
+	bool go;
+
+	pthread_mutex_lock(&g_gate_lock);
+	while (g_gate_forks && !__atomic_load_n(&g_hk_stop, __ATOMIC_RELAXED))
+		pthread_cond_wait(&g_gate_cond, &g_gate_lock);
+	go = !__atomic_load_n(&g_hk_stop, __ATOMIC_RELAXED);
+	if (go)
+		g_gate_busy++;
+	pthread_mutex_unlock(&g_gate_lock);
+	return go;
+}
+
+/*
+ * Busy without waiting: the thread's start and exit, whose callers may hold
+ * the program's locks (a failed exec, the destructor). A fork already past
+ * its wait runs on; the next ones wait.
+ */
+static void gate_hold(void)
+{
+	tls_gate++;
+	pthread_mutex_lock(&g_gate_lock);
+	g_gate_busy++;
+	pthread_mutex_unlock(&g_gate_lock);
+	tls_gate--;
+}
+
+static void gate_idle(void)
+{
+	tls_gate++;
+	pthread_mutex_lock(&g_gate_lock);
+	if (!--g_gate_busy)
+		pthread_cond_broadcast(&g_gate_cond);
+	pthread_mutex_unlock(&g_gate_lock);
+	tls_gate--;
+}
+
+/*
+ * Before a fork: wait until the housekeeping thread is parked, and keep it
+ * there. False (nothing to undo) when this thread is already inside the
+ * gate: a fork from a signal handler that interrupted it, which must not
+ * wait for itself. The thread's work is bounded (one record) and takes no
+ * lock a forking thread may hold here: no fork handler has run yet.
+ */
+static bool gate_fork_enter(void)
+{
+	/* Or one that interrupted an interposer holding the region lock. */
+	if (tls_gate || tls_guard)
+		return false;
+	tls_gate++;
+	pthread_mutex_lock(&g_gate_lock);
+	g_gate_forks++;
+	while (g_gate_busy)
+		pthread_cond_wait(&g_gate_cond, &g_gate_lock);
+	pthread_mutex_unlock(&g_gate_lock);
+	return true;
+}
+
+/* After the fork, in the parent (the child calls gate_child()). */
+static void gate_fork_leave(bool entered)
+{
+	if (!entered)
+		return;
+	pthread_mutex_lock(&g_gate_lock);
+	if (!--g_gate_forks)
+		pthread_cond_broadcast(&g_gate_cond);
+	pthread_mutex_unlock(&g_gate_lock);
+	tls_gate--;
+}
+
+/* The child of a fork: no housekeeping thread, no other fork, nobody waiting. */
+static void gate_child(void)
+{
+	pthread_mutex_init(&g_gate_lock, NULL);
+	pthread_cond_init(&g_gate_cond, NULL);
+	g_gate_busy = 0;
+	g_gate_forks = 0;
+	tls_gate = 0;
+}
+
 static void *hk_main(void *arg)
 {
 	struct tiermm_runtime_stats rs;
 	struct timespec next;
 
 	(void)arg;
+	/* Running: the thread's start-up (the sanitizer's set-up too) is over. */
+	gate_idle();
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
 		struct timespec now;
@@ -651,14 +776,17 @@ static void *hk_main(void *arg)
 			;
 		stop = g_hk_stop;
 		pthread_mutex_unlock(&g_hk_lock);
-		if (stop)
+		if (stop || !gate_busy())
 			break;
 		if (g_conf.pt == TMM_PT_FOLLOW)
 			pt_migrate_now();
 		reconcile_regions();
 		if (g_stats_path[0])
 			write_record("tick", runtime_stats(&rs) ? &rs : NULL);
+		gate_idle();
 	}
+	/* Busy until hk_stop()'s pthread_join() returns: the thread's exit frees memory. */
+	gate_hold();
 	return NULL;
 }
 
@@ -676,9 +804,12 @@ static int hk_start(char *msg, size_t len)
 	/* The program's signals are not ours to receive. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* Busy from here until the thread runs hk_main() (which says so). */
+	gate_hold();
 	ret = pthread_create(&g_hk, NULL, hk_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
+		gate_idle();
 		snprintf(msg, len, "cannot start the statistics thread: %s", strerror(ret));
 		return -ret;
 	}
@@ -692,10 +823,18 @@ static void hk_stop(void)
 	if (!g_hk_running)
 		return;
 	pthread_mutex_lock(&g_hk_lock);
-	g_hk_stop = true;
+	__atomic_store_n(&g_hk_stop, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&g_hk_cond);
 	pthread_mutex_unlock(&g_hk_lock);
+	/* It may be waiting for a fork to end (gate_busy()): not any more. */
+	tls_gate++;
+	pthread_mutex_lock(&g_gate_lock);
+	pthread_cond_broadcast(&g_gate_cond);
+	pthread_mutex_unlock(&g_gate_lock);
 	pthread_join(g_hk, NULL);
+	tls_gate--;
+	/* The thread is gone: what it held busy (see hk_main()) is ours to release. */
+	gate_idle();
 	g_hk_running = false;
 }
 
@@ -1028,7 +1167,9 @@ done:
  * wait for liburcu's registry lock, which liburcu's own prepare handler
  * holds in the forking thread. The child resets the state it cannot trust
  * instead: a runtime handle that may be half stopped is dropped, never
- * touched (its memory is the parent's, copy-on-write).
+ * touched (its memory is the parent's, copy-on-write). The housekeeping
+ * thread is kept parked by the fork gate, taken in the interposers before
+ * the C library runs these handlers (see g_gate_lock).
  */
 static TLS bool tls_fork_locked;
 
@@ -1048,6 +1189,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	gate_child();
 	pthread_mutex_init(&g_rlock, NULL);
 	pthread_mutex_init(&g_lock, NULL);
 	pthread_mutex_init(&g_hk_lock, NULL);
@@ -1064,11 +1206,14 @@ static void atfork_child(void)
 }
 
 /*
- * fork(): with follow-fork:1 the child starts a runtime of its own here,
- * after every fork handler has run (liburcu's included), not inside ours.
+ * fork(): with the housekeeping thread parked (the gate), so that the child
+ * inherits no lock of its making. With follow-fork:1 the child starts a
+ * runtime of its own here, after every fork handler has run (liburcu's
+ * included), not inside ours.
  */
 EXPORT pid_t fork(void)
 {
+	bool gated;
 	fork_fn fn;
 	pid_t pid;
 	int saved;
@@ -1079,9 +1224,16 @@ EXPORT pid_t fork(void)
 		errno = ENOSYS;
 		return -1;
 	}
+	gated = gate_fork_enter();
 	pid = fn();
-	if (pid || !g_conf.follow_fork || !tracking())
+	if (pid) {
+		saved = errno;
+		gate_fork_leave(gated);
+		errno = saved;
 		return pid;
+	}
+	if (!g_conf.follow_fork || !tracking())
+		return 0;
 	saved = errno;
 	pthread_mutex_lock(&g_lock);
 	{
@@ -1106,8 +1258,10 @@ EXPORT pid_t fork(void)
  */
 EXPORT pid_t _Fork(void)
 {
+	bool gated;
 	fork_fn fn;
 	pid_t pid;
+	int saved;
 
 	resolve();
 	fn = __atomic_load_n(&real.fork_raw, __ATOMIC_RELAXED);
@@ -1115,8 +1269,14 @@ EXPORT pid_t _Fork(void)
 		errno = ENOSYS;
 		return -1;
 	}
+	gated = gate_fork_enter();
 	pid = fn();
-	if (!pid) {
+	if (pid) {
+		saved = errno;
+		gate_fork_leave(gated);
+		errno = saved;
+	} else {
+		gate_child();
 		__atomic_store_n(&g_track, 0, __ATOMIC_RELAXED);
 		pthread_mutex_init(&g_rlock, NULL);
 		pthread_mutex_init(&g_lock, NULL);
@@ -1131,12 +1291,19 @@ EXPORT pid_t _Fork(void)
 
 /*
  * daemon(3): the program goes on in a new process and the old one exits,
- * so the runtime follows, follow-fork or not (glibc's daemon() forks
- * internally: the fork handlers ran, this wrapper is what restarts).
+ * so the runtime follows, follow-fork or not. glibc's daemon() forks
+ * internally (the fork handlers run, no fork interposer does) and the old
+ * process leaves with _exit() from inside it, so everything is stopped
+ * before the call, with the old process's exit record: the fork then
+ * copies a process with none of the shim's or the runtime's threads, as
+ * without the shim, and whichever process daemon() returns in starts
+ * afresh: the daemon (a child: FILE.PID), or the old process if the fork
+ * failed (appending to its own file, as after a failed exec).
  */
 EXPORT int daemon(int nochdir, int noclose)
 {
-	bool was_active;
+	pid_t self = raw_getpid();
+	bool was_active, gated;
 	daemon_fn fn;
 	int ret, saved;
 
@@ -1146,13 +1313,21 @@ EXPORT int daemon(int nochdir, int noclose)
 		errno = ENOSYS;
 		return -1;
 	}
+	if (self != g_pid)
+		return fn(nochdir, noclose);	/* a vfork() child: the parent's state */
 	pthread_mutex_lock(&g_lock);
 	was_active = g_active;
+	stop_all("exit");
 	pthread_mutex_unlock(&g_lock);
+	gated = gate_fork_enter();
 	ret = fn(nochdir, noclose);
-	if (ret || !was_active || !tracking())
-		return ret;
 	saved = errno;
+	if (raw_getpid() == self)
+		gate_fork_leave(gated);
+	if (!was_active || !tracking()) {
+		errno = saved;
+		return ret;
+	}
 	pthread_mutex_lock(&g_lock);
 	if (!g_active) {
 		char msg[1024];
@@ -1161,12 +1336,12 @@ EXPORT int daemon(int nochdir, int noclose)
 			pthread_mutex_unlock(&g_lock);
 			refuse(msg);
 			errno = saved;
-			return 0;
+			return ret;
 		}
 	}
 	pthread_mutex_unlock(&g_lock);
 	errno = saved;
-	return 0;
+	return ret;
 }
 
 /* Before an exec: stop and write the final record. True if something was stopped. */

@@ -8,8 +8,9 @@
 # maps every allocation (its constructor runs before the shim's, and it maps memory while the
 # shim resolves the C library), and through `tiermm run`. Then: configuration errors (one
 # message; TIERMM_STRICT=1 exits 127), LD_PRELOAD taken out for children unless follow-exec:1,
-# follow-fork:1 children with their own statistics files, the statistics records (events,
-# regions seen), `tiermm stat` finding them, and `tiermm run`'s exit statuses.
+# follow-fork:1 children with their own statistics files (and children that exit() at once,
+# forked while the shim's thread starts), daemon(3), the statistics records (events, regions
+# seen), `tiermm stat` finding them, and `tiermm run`'s exit statuses.
 # lstopo uses hwloc itself: the shim must not change what hwloc shows it.
 # Usage: check-shim-host.sh TIERMM LIBTIERMM-PRELOAD.so BINDIR MMAP_MALLOC.so [EXTRA_PRELOAD]
 # (EXTRA_PRELOAD comes first in LD_PRELOAD: the sanitizer runtime of a sanitized build.)
@@ -232,12 +233,76 @@ else
 	not_ok "follow-fork:0: children wrote $(ls nf.json.*)"
 fi
 
-# daemon(3): the runtime (here: the statistics) follows into the daemon, follow-fork or not.
-# Skipped: in one clean CI rehearsal (ASan build, loaded host) the daemon child never wrote
-# its records and never exited, holding ctest's pipe until the 900 s timeout: a hang in the
-# shim's daemon() path that is not understood yet (issue 6 stays open for it). The daemon
-# case is still exercised by hand: shim_forkexec daemon FILE under the shim.
-ok "daemon(): # SKIP the daemon child can hang at start or exit (seen once under ASan); known bug, under issue 6"
+# follow-fork:1 children that exit() at once: each starts a statistics thread of its own and
+# stops it in the shim's destructor. The first fork comes while the parent's thread may still be
+# starting (its allocations hold locks of the sanitizer's allocator, which a fork copies held);
+# the shim forks only while that thread is parked. Several runs: that start is the window.
+good=0
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+	rm -f fk.json*
+	LD_PRELOAD=$(pre "$shim") TIERMM_CONF=backend:none,stats:fk.json,stats-interval:10ms,follow-fork:1 \
+		"$bindir/shim_forkexec" forks 3 >out1 2>err1 </dev/null
+	st=$?
+	exits=0
+	for f in fk.json.*; do
+		[ -e "$f" ] && tail -1 "$f" | grep -q '"event":"exit"' && exits=$((exits + 1))
+	done
+	[ $st = 0 ] && [ $exits = 3 ] || break
+	good=$((good + 1))
+done
+if [ $good = 20 ]; then
+	ok "follow-fork:1: 20 runs of 3 forked children that exit(), each with its own exit record"
+else
+	not_ok "follow-fork:1: run $((good + 1)): status $st, $exits of 3 children wrote an exit record"
+	diag <out1
+	diag <err1
+fi
+
+# daemon(3): the runtime (here: the statistics) follows into the daemon, follow-fork or not; the
+# old process stops its own first and writes its exit record. Several runs: the daemon once
+# inherited a lock from the shim's starting thread and never exited. The daemon's output goes to
+# files (it keeps its descriptors), so that one that hangs cannot hold ctest's pipe; it is
+# killed after 20 s.
+good=0
+dm_fail=""
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	rm -f dm.json* dm.pid
+	LD_PRELOAD=$(pre "$shim") TIERMM_CONF=backend:none,stats:dm.json,stats-interval:50ms \
+		"$bindir/shim_forkexec" daemon "$work/dm.pid" >out1 2>err1 </dev/null
+	for t in $(seq 100); do
+		[ -s dm.pid ] && break
+		sleep 0.1
+	done
+	dpid=$(cat dm.pid 2>/dev/null)
+	if [ -z "$dpid" ]; then
+		dpid=$(pgrep -f "^$bindir/shim_forkexec daemon $work/dm.pid\$")
+		kill -9 $dpid 2>/dev/null
+		dm_fail="run $i: no pid file after 10 s (daemon '$dpid' killed)"
+		break
+	fi
+	for t in $(seq 200); do
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$dpid" 2>/dev/null; then
+		kill -9 "$dpid"
+		dm_fail="run $i: the daemon (pid $dpid) still ran after 20 s; killed"
+		break
+	fi
+	if ! head -1 "dm.json.$dpid" 2>/dev/null | grep -q "\"event\":\"start\",\"pid\":$dpid," ||
+		! tail -1 "dm.json.$dpid" | grep -q '"event":"exit"' ||
+		! tail -1 dm.json | grep -q '"event":"exit"'; then
+		dm_fail="run $i: pid $dpid, files $(ls dm.json* 2>/dev/null | tr '\n' ' ')"
+		break
+	fi
+	good=$((good + 1))
+done
+if [ $good = 10 ]; then
+	ok "daemon(): 10 daemons started their own statistics and wrote their exit records; so did the old processes"
+else
+	not_ok "daemon(): $dm_fail"
+	diag <err1
+fi
 
 # tiermm stat finds the file of a process under the shim (TIERMM_CONF in its environment).
 "$tiermm" run --backend=none --stats="$work/live-%p.json" --stats-interval=50ms --quiet -- sleep 3 &

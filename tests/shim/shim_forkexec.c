@@ -13,10 +13,15 @@
  * A child started as `shim_forkexec child N` reports whether the shim is
  * mapped in it and still in its LD_PRELOAD, then exits with status N.
  * `shim_forkexec daemon FILE` calls daemon(3) and, in the daemon, writes
- * its pid to FILE.
+ * its pid to FILE, lives 0.3 s and exits. `shim_forkexec forks N` forks N
+ * children one after the other, the first at once (while the shim's
+ * thread may still be starting), each of which exit()s at once (running
+ * the destructors, the shim's too); a child still there after 20 s is
+ * reported and killed (status 1).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,6 +76,34 @@ static int wait_for(pid_t pid)
 	return st;
 }
 
+/* forks N: see the top. */
+static int forks(int n)
+{
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		int st = -1, t;
+
+		if (pid < 0)
+			return 1;
+		if (!pid)
+			exit(0);
+		for (t = 0; t < 2000 && waitpid(pid, &st, WNOHANG) != pid; t++)
+			usleep(10000);
+		if (t == 2000) {
+			printf("fork %d: child %d still running after 20 s\n", i, (int)pid);
+			kill(pid, SIGKILL);
+			wait_for(pid);
+			return 1;
+		}
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			report("forks: child", st);
+			return 1;
+		}
+	}
+	printf("forks: %d children exited\n", n);
+	return 0;
+}
+
 static volatile int stop;
 
 static void *mapper(void *arg)
@@ -101,14 +134,18 @@ int main(int argc, char **argv)
 
 		if (daemon(1, 1))
 			return 1;
-		/* Live a little: the runtime's statistics need a moment. */
-		usleep(300000);
 		f = fopen(argv[2], "w");
 		if (!f)
 			return 1;
 		fprintf(f, "%d\n", (int)getpid());
-		return fclose(f) ? 1 : 0;
+		if (fclose(f))
+			return 1;
+		/* Live a little: the runtime's statistics need a moment. */
+		usleep(300000);
+		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "forks"))
+		return forks(atoi(argv[2]));
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
 		return 1;
