@@ -494,6 +494,49 @@ static int stats_format(void)
  * Node columns are the topology's nodes (else those numa_maps shows),
  * tier columns its tiers: the same in every record of the process.
  */
+/*
+ * Page-table locality (tiermm.ko): the share of the leaf page tables that are
+ * on the node holding most of the data they map, and their number. A walk
+ * of the process's page tables in the module, so taken at most every
+ * PT_LOCALITY_MS and for the final record; false without the module.
+ */
+#define PT_LOCALITY_MS 10000
+
+static bool pt_locality(bool now, double *share, uint64_t *tables)
+{
+	static bool have;
+	static double last_share;
+	static uint64_t last_tables;
+	static struct timespec last;
+	struct tiermm_pt_summary sum = { .sz = sizeof(sum) };
+	struct tiermm_pt_stats *st;
+	struct timespec t;
+	uint64_t loc, rem;
+
+	if (access("/sys/module/tiermm", F_OK))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (now || !have || (t.tv_sec - last.tv_sec) * 1000 +
+	    (t.tv_nsec - last.tv_nsec) / 1000000 >= PT_LOCALITY_MS) {
+		if (tiermm_pt_stat(0, 0, 0, 0, &st))
+			return false;
+		if (tiermm_pt_stat_summary(st, &sum)) {
+			tiermm_pt_stat_free(st);
+			return false;
+		}
+		tiermm_pt_stat_free(st);
+		loc = sum.tables_local[TIERMM_PT_LEVEL_PTE];
+		rem = sum.tables_remote[TIERMM_PT_LEVEL_PTE];
+		last_share = loc + rem ? (double)loc / (double)(loc + rem) : NAN;
+		last_tables = sum.tables[TIERMM_PT_LEVEL_PTE];
+		last = t;
+		have = true;
+	}
+	*share = last_share;
+	*tables = last_tables;
+	return true;
+}
+
 static void build_record(struct tmm_rec *r, const char *event,
 			 const struct tiermm_runtime_stats *rs, struct tmm_numa_usage *u)
 {
@@ -551,6 +594,22 @@ static void build_record(struct tmm_rec *r, const char *event,
 	tmm_rec_put_str(r, "pt", g_conf.pt == TMM_PT_FOLLOW ? "follow" :
 			g_conf.pt == TMM_PT_ONCE ? "once" : "none");
 	tmm_rec_put_u64(r, "pt_moved", __atomic_load_n(&g_pt_moved, __ATOMIC_RELAXED));
+	{
+		double share;
+		uint64_t tables;
+
+		/* Empty without tiermm.ko, or when no leaf table maps data. */
+		if (pt_locality(strcmp(event, "tick") != 0, &share, &tables)) {
+			tmm_rec_put_u64(r, "pt_leaf_tables", tables);
+			if (isfinite(share))
+				tmm_rec_put_dbl(r, "pt_local_share", share);
+			else
+				tmm_rec_put_str(r, "pt_local_share", "");
+		} else {
+			tmm_rec_put_str(r, "pt_leaf_tables", "");
+			tmm_rec_put_str(r, "pt_local_share", "");
+		}
+	}
 	tmm_rec_put_u64(r, "rss_bytes", u->total);
 	if (g_topo) {
 		int nn = tiermm_topo_nr_nodes(g_topo);

@@ -463,6 +463,9 @@ static void print_summary(const char *cmd, pid_t pid, int status, double wall,
 	if (strcmp(tmm_rec_get(r, "pt") ?: "none", "none"))
 		fprintf(stderr, "  pt         %s: %.0f page-table pages moved\n", tmm_rec_get(r, "pt"),
 			tmm_rec_num(r, "pt_moved", 0));
+	if (!isnan(tmm_rec_num(r, "pt_local_share", NAN)))
+		fprintf(stderr, "  pt local   %.0f%% of %.0f leaf page tables on the node of their data (at exit)\n",
+			100 * tmm_rec_num(r, "pt_local_share", 0), tmm_rec_num(r, "pt_leaf_tables", 0));
 	if (tmm_rec_get(r, "error") && *tmm_rec_get(r, "error"))
 		fprintf(stderr, "  error      %s\n", tmm_rec_get(r, "error"));
 	if (sum.nr_tiers && sum.ns) {

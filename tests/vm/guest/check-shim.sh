@@ -80,6 +80,11 @@ if [ "$(str event w.json)" = exit ] && [ "$(str backend w.json)" = $backend ] &&
 else
 	not_ok "statistics: last record $(tail -1 w.json)"
 fi
+if grep -q "pt local   [0-9]*% of [0-9]* leaf page tables" shim.err; then
+	ok "summary: page-table locality at exit ($(grep "pt local" shim.err | sed 's/^ *//'))"
+else
+	not_ok "summary: page-table locality at exit"
+fi
 if grep -q "runtime    backend $backend" shim.err && grep -q "resident per tier over time" shim.err; then
 	ok "summary: backend, moves, CPU and residency per tier on stderr"
 else
