@@ -830,7 +830,12 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 		for (j = 0; j < k; j++)
 			where_set(e, addrs[j], cls[j]);
 		*next += k;
-		want -= pages;
+		/*
+		 * What moved may be more than the entries' weight: a page the
+		 * engine did not know to be inside a transparent huge page
+		 * takes the whole huge page along (move_list() counts 512).
+		 */
+		want -= min64(want, max64(pages, r.moved));
 		if (pace->used)
 			pace->used(pace->ctx, r.moved * e->ps);
 		*moved_bytes += r.moved * e->ps;
@@ -926,7 +931,17 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
 	}
 	while (ui < up.n && !paced) {
-		size_t nb = min64(up.n - ui, 512), fits = min64(room / e->ps, nb), k;
+		size_t nb = min64(up.n - ui, 512), fits, k;
+		uint64_t fp = 0, kp = 0;
+
+		/* Entries whose pages fit in the room (a huge page weighs 512). */
+		for (fits = 0; fits < nb; fits++) {
+			uint64_t w = entry_pages(e, up.v[ui + fits].addr);
+
+			if (fp + w > room / e->ps)
+				break;
+			fp += w;
+		}
 
 		/*
 		 * Past the room, page by page, the next one comes in only if
@@ -953,7 +968,10 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		if (room < e->ps)
 			break;
 		nomem = e->c.nomem;
-		ret = heat_move(e, pace, &up, &ui, min64(k, room / e->ps),
+		/* heat_move() takes pages, not entries */
+		for (size_t j = 0; j < k; j++)
+			kp += entry_pages(e, up.v[ui + j].addr);
+		ret = heat_move(e, pace, &up, &ui, min64(kp, room / e->ps),
 				e->cfg.fast_tier, &got, &paced);
 		if (ret)
 			goto out;
