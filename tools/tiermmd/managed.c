@@ -388,6 +388,22 @@ static int get_cgroup(json_t *req, char *out, json_t **err)
 	return 1;
 }
 
+/*
+ * The one of "pid" and "cgroup" that req names: *pid (0 for a cgroup) and
+ * the canonical cgroup path in path. NULL, or the error reply.
+ */
+static json_t *get_target(json_t *req, const char *op, pid_t *pid, char *path)
+{
+	json_t *err = NULL;
+
+	if (!json_object_get(req, "pid") == !json_object_get(req, "cgroup"))
+		return reply_error(EINVAL, "%s takes one of \"pid\" and \"cgroup\"", op);
+	*pid = get_pid(req, &err);
+	if (*pid < 0 || get_cgroup(req, path, &err) < 0)
+		return err;
+	return NULL;
+}
+
 /* Attach options of req over *o. NULL, or the error reply. */
 static json_t *get_opts(json_t *req, struct mopts *o, bool attach)
 {
@@ -843,24 +859,17 @@ static json_t *op_attach(json_t *req, const struct peer *peer)
 {
 	char path[PATH_MAX], msg[512];
 	struct mopts o = { .pt = PT_NONE };
-	json_t *err = NULL, *r;
+	json_t *r;
 	struct proc *p;
 	pid_t pid;
-	int has_cg, ret;
+	int ret;
 
 	r = check_keys(req, "attach", attach_keys);
 	if (r)
 		return r;
-	if (!json_object_get(req, "pid") == !json_object_get(req, "cgroup"))
-		return reply_error(EINVAL, "attach takes one of \"pid\" and \"cgroup\"");
-	pid = get_pid(req, &err);
-	if (pid < 0)
-		return err;
-	has_cg = get_cgroup(req, path, &err);
-	if (has_cg < 0)
-		return err;
-	if (!pid == !has_cg)
-		return reply_error(EINVAL, "attach takes one of \"pid\" and \"cgroup\"");
+	r = get_target(req, "attach", &pid, path);
+	if (r)
+		return r;
 	r = get_opts(req, &o, true);
 	if (r)
 		return r;
@@ -916,22 +925,14 @@ static json_t *target(json_t *req, const struct peer *peer, struct proc **pp,
 		      struct group **gp)
 {
 	char path[PATH_MAX];
-	json_t *err = NULL;
+	json_t *err;
 	pid_t pid;
-	int has_cg;
 
 	*pp = NULL;
 	*gp = NULL;
-	if (!json_object_get(req, "pid") == !json_object_get(req, "cgroup"))
-		return reply_error(EINVAL, "give one of \"pid\" and \"cgroup\"");
-	pid = get_pid(req, &err);
-	if (pid < 0)
+	err = get_target(req, json_string_value(json_object_get(req, "op")), &pid, path);
+	if (err)
 		return err;
-	has_cg = get_cgroup(req, path, &err);
-	if (has_cg < 0)
-		return err;
-	if (!pid == !has_cg)
-		return reply_error(EINVAL, "give one of \"pid\" and \"cgroup\"");
 	if (pid) {
 		*pp = find_proc(pid);
 		if (!*pp || !visible(peer, (*pp)->by, (*pp)->owner))
