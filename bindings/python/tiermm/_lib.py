@@ -218,6 +218,30 @@ def cstr(p):
     return p.decode("utf-8", "replace") if p is not None else None
 
 
+def name_of(fn, value, what):
+    """The library's name for value through fn (tiermm_*_name()); ValueError if none."""
+    n = fn(int(value))
+    if n is None:
+        raise ValueError("tiermm: %r is not %s" % (value, what))
+    return cstr(n)
+
+
+class Closing:
+    """with-statement and garbage collection for a class with close()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
 def encode(s, what):
     """str/bytes/os.PathLike -> bytes for a const char * argument (None stays None)."""
     if s is None:

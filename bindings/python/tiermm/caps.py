@@ -22,18 +22,12 @@ __all__ = ["Caps", "CapInfo", "CapsNode", "caps", "cap_name", "cap_help"]
 
 def cap_name(cap):
     """Short stable name of a feature ("move_pages", ...) (tiermm_cap_name)."""
-    n = _lib.lib.tiermm_cap_name(int(cap))
-    if n is None:
-        raise ValueError("tiermm: %r is not a feature" % (cap,))
-    return _lib.cstr(n)
+    return _lib.name_of(_lib.lib.tiermm_cap_name, cap, "a feature")
 
 
 def cap_help(cap):
     """What is lost without the feature (tiermm_cap_help)."""
-    n = _lib.lib.tiermm_cap_help(int(cap))
-    if n is None:
-        raise ValueError("tiermm: %r is not a feature" % (cap,))
-    return _lib.cstr(n)
+    return _lib.name_of(_lib.lib.tiermm_cap_help, cap, "a feature")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +60,7 @@ class CapsNode:
     cpus: str               # the kernel's list format, "0-3,8"
 
 
-class Caps:
+class Caps(_lib.Closing):
     """A set of probe results (struct tiermm_caps).
 
     ``Caps()`` probes the running machine now (``Caps(fsroot=DIR)`` a
@@ -97,18 +91,6 @@ class Caps:
         if self._owned and self._h is not None:
             _lib.lib.tiermm_caps_free(self._h)
         self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def state(self, cap):
         """CapState of a feature (tiermm_caps_state)."""

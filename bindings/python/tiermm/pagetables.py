@@ -27,18 +27,12 @@ __all__ = ["pt_stat", "PtStats", "PtNode", "PtSummary", "pt_dump", "pt_migrate",
 
 def pt_level_name(level):
     """"pte", "pmd", "pud", "pgd"."""
-    n = _lib.lib.tiermm_pt_level_name(int(level))
-    if n is None:
-        raise ValueError("tiermm: %r is not a page-table level" % (level,))
-    return _lib.cstr(n)
+    return _lib.name_of(_lib.lib.tiermm_pt_level_name, level, "a page-table level")
 
 
 def pt_skip_name(reason):
     """"already", "no-data", "nomem", "huge", "busy"."""
-    n = _lib.lib.tiermm_pt_skip_name(int(reason))
-    if n is None:
-        raise ValueError("tiermm: %r is not a skip reason" % (reason,))
-    return _lib.cstr(n)
+    return _lib.name_of(_lib.lib.tiermm_pt_skip_name, reason, "a skip reason")
 
 
 def _per_level(arr):
@@ -181,7 +175,7 @@ class AbBatch:
         return out
 
 
-class AbScanner:
+class AbScanner(_lib.Closing):
     """Accessed-bit scanner over a range (tiermm_ab_scan_open).
 
     next() tests and clears the accessed bits of the next part of the range
@@ -233,15 +227,3 @@ class AbScanner:
         h, self._h = self._h, None
         if h is not None:
             _lib.lib.tiermm_ab_scan_close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass

@@ -39,10 +39,7 @@ _MAX_NODES_TRY = 1 << 16
 
 def hint_name(h):
     """Short stable name of a hint ("hot", "pin_fast", ...)."""
-    n = _lib.lib.tiermm_hint_name(int(h))
-    if n is None:
-        raise ValueError("tiermm: %r is not a hint" % (h,))
-    return _lib.cstr(n)
+    return _lib.name_of(_lib.lib.tiermm_hint_name, h, "a hint")
 
 
 def _node_number(node):
