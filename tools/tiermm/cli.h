@@ -34,6 +34,9 @@ void usage_plot(FILE *f);
 int cmd_ctl(int argc, char **argv);
 void usage_ctl(FILE *f);
 
+/* Bytes for people: "512 B", "1.5 MiB", "2.0 GiB" (binary units, one decimal). */
+void cli_fmt_bytes(double b, char *out, size_t len);
+
 /* Print "tiermm VERB: message" to stderr. */
 void cli_err(const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

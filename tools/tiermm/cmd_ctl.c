@@ -153,18 +153,6 @@ static int exchange(int fd, const char *line, char **reply)
 	return -1;
 }
 
-static void human_bytes(double b, char *buf, size_t len)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int u = 0;
-
-	while (b >= 1024 && u < 4) {
-		b /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-}
-
 static double num(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
@@ -191,9 +179,9 @@ static void print_list(json_t *r)
 		char b[32], f[32], res[32];
 		json_t *cg = json_object_get(p, "cgroup");
 
-		human_bytes(num(p, "budget_bytes"), b, sizeof(b));
-		human_bytes(num(p, "fast_bytes"), f, sizeof(f));
-		human_bytes(num(p, "resident_bytes"), res, sizeof(res));
+		cli_fmt_bytes(num(p, "budget_bytes"), b, sizeof(b));
+		cli_fmt_bytes(num(p, "fast_bytes"), f, sizeof(f));
+		cli_fmt_bytes(num(p, "resident_bytes"), res, sizeof(res));
 		printf("%8.0f %-8s %-7s %12s %12s %12s  %s\n", num(p, "pid"), str(p, "state"),
 		       str(p, "backend"), b, f, res, json_is_string(cg) ? json_string_value(cg) : "-");
 		if (json_object_get(p, "error"))
@@ -218,12 +206,12 @@ static void print_stats(json_t *r)
 		double share = num(p, "fast_access_share");
 		json_t *loc;
 
-		human_bytes(num(p, "budget_bytes"), b, sizeof(b));
-		human_bytes(num(p, "fast_bytes"), f, sizeof(f));
-		human_bytes(num(p, "resident_bytes"), res, sizeof(res));
-		human_bytes(num(p, "hot_set_bytes"), hot, sizeof(hot));
-		human_bytes(num(p, "promoted_bytes"), pr, sizeof(pr));
-		human_bytes(num(p, "demoted_bytes"), de, sizeof(de));
+		cli_fmt_bytes(num(p, "budget_bytes"), b, sizeof(b));
+		cli_fmt_bytes(num(p, "fast_bytes"), f, sizeof(f));
+		cli_fmt_bytes(num(p, "resident_bytes"), res, sizeof(res));
+		cli_fmt_bytes(num(p, "hot_set_bytes"), hot, sizeof(hot));
+		cli_fmt_bytes(num(p, "promoted_bytes"), pr, sizeof(pr));
+		cli_fmt_bytes(num(p, "demoted_bytes"), de, sizeof(de));
 		printf("process %.0f: %s, backend %s (tiers %.0f -> %.0f), %.0f epochs in %.1f s\n",
 		       num(p, "pid"), str(p, "state"), str(p, "backend"), num(p, "fast_tier"),
 		       num(p, "slow_tier"), num(p, "epochs"), num(p, "wall_s"));

@@ -437,21 +437,6 @@ static void fmt_num(double v, int dec, char *out, size_t len)
 
 static const char *const byte_units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
 
-static void fmt_bytes(double b, char *out, size_t len)
-{
-	double unit = 1;
-	int u = 0;
-
-	while (u < 6 && fabs(b) >= unit * 1024) {
-		unit *= 1024;
-		u++;
-	}
-	if (!u)
-		snprintf(out, len, "%.0f B", b);
-	else
-		snprintf(out, len, "%.1f %s", b / unit, byte_units[u]);
-}
-
 struct axis {
 	double lo, hi;		/* in display units */
 	double step;
@@ -904,11 +889,11 @@ static void render(FILE *f, const struct plot_req *q, struct plot_data *d)
 	pn[2].weight = 0.23;
 	snprintf(pn[2].title, sizeof(pn[2].title), "Bytes moved by the runtime, cumulative");
 	if (prom) {
-		fmt_bytes(series_last(prom, d->n), b1, sizeof(b1));
+		cli_fmt_bytes(series_last(prom, d->n), b1, sizeof(b1));
 		add_item(&pn[2], COLOR_PROMOTED, NULL, "promoted to the fast tier: %s", b1);
 	}
 	if (dem) {
-		fmt_bytes(series_last(dem, d->n), b1, sizeof(b1));
+		cli_fmt_bytes(series_last(dem, d->n), b1, sizeof(b1));
 		add_item(&pn[2], COLOR_DEMOTED, NULL, "demoted: %s", b1);
 	}
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* tiermm: one command, several verbs. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,22 @@ void cli_err(const char *verb, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void cli_fmt_bytes(double b, char *out, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double unit = 1;
+	int u = 0;
+
+	while (u < 6 && fabs(b) >= unit * 1024) {
+		unit *= 1024;
+		u++;
+	}
+	if (!u)
+		snprintf(out, len, "%.0f B", b);
+	else
+		snprintf(out, len, "%.1f %s", b / unit, units[u]);
 }
 
 static void usage_version(FILE *f)
