@@ -33,10 +33,11 @@ seconds=""
 sample_ms=1000
 footprint=512
 shift_s=10
-# The tiermm runtime's CPU quota in the guest: none by default, because TCG
-# makes the scanner's page-table walks and move_pages(2) tens of times
-# costlier than on hardware (docs/tiering-benchmark.md); the CPU it used is
-# reported either way. "default" leaves the library's (5%).
+# The tiermm runtime's CPU quota in the guest: none by default, because under
+# any quota nothing migrates here (the scanner's late passes only re-arm the
+# accessed bits, an open defect, and TCG makes its work costlier:
+# docs/tiering-benchmark.md); the CPU it used is reported either way.
+# "default" leaves the library's (5%).
 tm_quota=0
 extra=()
 
