@@ -23,6 +23,10 @@
 
 #include <asm/tlbflush.h>
 
+#ifdef CONFIG_PGTABLE_REPLICATION
+#include <linux/pgtable_repl.h>
+#endif
+
 #include "tiermm_internal.h"
 
 int tiermm_copy_arg(void *karg, size_t ksize, size_t ver0,
@@ -166,6 +170,15 @@ int tiermm_check_range(u64 start, u64 len)
 	if (start > TASK_SIZE_MAX || len > TASK_SIZE_MAX - start)
 		return -EINVAL;
 	return 0;
+}
+
+bool tiermm_mm_replicated(struct mm_struct *mm)
+{
+#ifdef CONFIG_PGTABLE_REPLICATION
+	return READ_ONCE(mm->pgtable_repl);
+#else
+	return false;
+#endif
 }
 
 int tiermm_page_node(struct page *page)

@@ -116,6 +116,12 @@
  * invalidation, so a process with MMU notifiers is refused (-EOPNOTSUPP).
  * Xen PV guests (page tables written by hypercalls) are refused too.
  *
+ * Replicated page tables (a kernel with tiermm's replication series): each
+ * table heads a ring of replicas on other nodes (ptdesc->pt_replica) that
+ * the kernel keeps coherent and frees through its own paths; a table
+ * replaced here would leave the ring pointing at a freed page. Such a
+ * process is refused (-EBUSY), checked under each hold of mmap_lock.
+ *
  * Split ptlocks: with a small spinlock_t (Debian's kernels) the lock is
  * embedded in struct ptdesc and the new table gets its own, initialized
  * by the ctor. With lockdep or spinlock debugging the lock is allocated
@@ -1305,6 +1311,15 @@ static int ptm_level(struct ptm_ctx *ctx, int level, unsigned long start,
 		if (mm_has_notifiers(mm)) {
 			mmap_write_unlock(mm);
 			return -EOPNOTSUPP;
+		}
+		/*
+		 * Replicated page tables: every table has a ring of replicas
+		 * that only the kernel's own paths may change or free (and
+		 * replication is switched under mmap_lock held for write).
+		 */
+		if (tiermm_mm_replicated(mm)) {
+			mmap_write_unlock(mm);
+			return -EBUSY;
 		}
 		vma = find_vma(mm, addr);
 		if (!vma || vma->vm_start >= end) {

@@ -30,6 +30,12 @@
  *   TIERMM_SCAN_FLUSH one flush of every CPU's TLB ends the call
  *   (flush_tlb_mm_range() is not exported).
  *
+ * Replicated page tables (tiermm's kernel series): the CPUs of each node
+ * set accessed bits in that node's replica, whose locking is the kernel's
+ * own; clearing the master's bits alone would report wrong results, so
+ * such a process is refused with -EBUSY (checked under each hold of the
+ * mmap lock; bits cleared in earlier chunks of the call stay cleared).
+ *
  * Not scanned: VM_HUGETLB VMAs (hugetlb entries need the hugetlb VMA lock,
  * which is not exported, and hugetlb PMD tables can be shared and freed
  * without RCU), VM_PFNMAP / VM_IO VMAs (no pages behind them), device
@@ -429,6 +435,12 @@ long tiermm_ioctl_ab_scan(void __user *uarg)
 		ret = mmap_read_lock_killable(mm);
 		if (ret)
 			break;
+		/* Replicas hold accessed bits we cannot clear (uapi). */
+		if (tiermm_mm_replicated(mm)) {
+			mmap_read_unlock(mm);
+			ret = -EBUSY;
+			break;
+		}
 		ret = tiermm_scan_range(&s, cursor, chunk_end);
 		mmap_read_unlock(mm);
 		stop = ret == TIERMM_SCAN_STOP ? s.stop : chunk_end;

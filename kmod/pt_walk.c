@@ -40,6 +40,20 @@
  * pfn_to_online_page(), as DAMON uses, rather than pfn_valid(): a stale
  * entry read from an unhooked table may name memory offlined since.
  *
+ * Replicas (a kernel with CONFIG_PGTABLE_REPLICATION, tiermm's patch
+ * series): the statistics above describe the master tree, mm->pgd. With
+ * TIERMM_PT_STAT_REPLICAS, each replica tree (mm->pgtable_repl->pgd[nid])
+ * is walked the same way, over the same VMAs, after the master and under
+ * the same hold of the mmap lock, counting its tables per level and those
+ * on its node. This relies on the series' rules: mm->pgtable_repl is set
+ * and cleared, and replica trees are built and freed, with mmap_lock held
+ * for write, so under our read lock the replicas and their upper tables
+ * stay; a replica PTE table is freed like a master one (pte_free_defer(),
+ * after an RCU grace period), so the RCU rule above covers it. Where a
+ * replica table could not be allocated, the replica's entry points at the
+ * master's table: that table is counted in the replica's tree, on the node
+ * it is on.
+ *
  * Locality (vMitosis' bottom-up majority): a PTE table votes with its data
  * pages, one vote per 4 KiB page on that page's node; a PMD table with its
  * non-empty PTE tables (one vote each, on the node of the table page) and
@@ -67,11 +81,18 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
+#ifdef CONFIG_PGTABLE_REPLICATION
+#include <linux/nodemask.h>
+#include <linux/pgtable_repl.h>
+#endif
+
 #include "tiermm_internal.h"
 
 static_assert(sizeof(struct tiermm_pt_stat) == TIERMM_PT_STAT_SIZE_VER0);
 static_assert(sizeof(struct tiermm_pt_dump) == TIERMM_PT_DUMP_SIZE_VER0);
 static_assert(sizeof(struct tiermm_pt_dump_rec) == 32);
+static_assert(sizeof(struct tiermm_pt_repl_node) ==
+	      (2 * TIERMM_PT_NR_LEVELS + 1) * sizeof(u64));
 static_assert(PTRS_PER_PTE == 512 && PTRS_PER_PMD == 512 &&
 	      PTRS_PER_PUD == 512 && PTRS_PER_PGD == 512);
 
@@ -130,14 +151,23 @@ struct tiermm_dump_acc {
 	bool pfns;		/* show physical addresses (CAP_SYS_ADMIN) */
 };
 
+/* PT_STAT with TIERMM_PT_STAT_REPLICAS: one replica tree being walked. */
+struct tiermm_repl_acc {
+	int nid;		/* the node of the replica */
+	u64 tables[TIERMM_PT_NR_LEVELS];
+	u64 local[TIERMM_PT_NR_LEVELS];
+};
+
 struct tiermm_walk {
 	struct mm_struct *mm;
+	pgd_t *pgd;		/* root of the tree walked: mm->pgd or a replica's */
 	/* kernel address of the table being visited per level, or NULL */
 	void *cur[TIERMM_LV_NR];
 	int node[TIERMM_LV_NR];		/* and the node it is on */
 	unsigned long stop;		/* where a stopped walk continues */
 	struct tiermm_stat_acc *st;	/* PT_STAT, else NULL */
 	struct tiermm_dump_acc *dp;	/* PT_DUMP, else NULL */
+	struct tiermm_repl_acc *rp;	/* a replica tree, else NULL */
 };
 
 static void *tiermm_table_of(void *entry)
@@ -262,6 +292,11 @@ static int tiermm_walk_enter(struct tiermm_walk *w, int lv, void *table,
 	if (w->st)
 		w->st->tables[nid * TIERMM_PT_NR_LEVELS +
 			      tiermm_uapi_level[lv]]++;
+	if (w->rp) {
+		w->rp->tables[tiermm_uapi_level[lv]]++;
+		if (nid == w->rp->nid)
+			w->rp->local[tiermm_uapi_level[lv]]++;
+	}
 	return 0;
 }
 
@@ -413,11 +448,11 @@ static int tiermm_walk_p4d(struct tiermm_walk *w, pgd_t *pgdp,
 static int tiermm_walk_pgd(struct tiermm_walk *w, unsigned long addr,
 			   unsigned long end)
 {
-	pgd_t *pgdp = pgd_offset(w->mm, addr);
+	pgd_t *pgdp = pgd_offset_pgd(w->pgd, addr);
 	unsigned long next;
 	int ret;
 
-	ret = tiermm_walk_enter(w, TIERMM_LV_PGD, w->mm->pgd, addr);
+	ret = tiermm_walk_enter(w, TIERMM_LV_PGD, w->pgd, addr);
 	if (ret)
 		return ret;
 	do {
@@ -458,6 +493,53 @@ static int tiermm_walk_range(struct tiermm_walk *w, unsigned long addr,
 	return 0;
 }
 
+#ifdef CONFIG_PGTABLE_REPLICATION
+/*
+ * PT_STAT: walk every replica tree of mm over [start, end) into repl[]
+ * (nr entries, zeroed by the caller), counting the replicas in *nr_repl.
+ * The caller holds the mmap lock for reading (see the top of the file).
+ */
+static int tiermm_stat_replicas(struct mm_struct *mm, unsigned long start,
+				unsigned long end,
+				struct tiermm_pt_repl_node *repl,
+				unsigned int nr, u32 *nr_repl)
+{
+	struct pgtable_repl *pr = mm->pgtable_repl;
+	struct tiermm_repl_acc acc;
+	int nid, ret;
+
+	if (!pr || !READ_ONCE(pr->active))
+		return 0;
+	for_each_node_mask(nid, pr->nodes) {
+		struct tiermm_walk w = {};
+
+		if (nid >= nr || !pr->pgd[nid])
+			continue;
+		memset(&acc, 0, sizeof(acc));
+		acc.nid = nid;
+		w.mm = mm;
+		w.pgd = pr->pgd[nid];
+		w.rp = &acc;
+		ret = tiermm_walk_range(&w, start, end);
+		if (ret)
+			return ret;
+		repl[nid].present = 1;
+		memcpy(repl[nid].tables, acc.tables, sizeof(acc.tables));
+		memcpy(repl[nid].local, acc.local, sizeof(acc.local));
+		(*nr_repl)++;
+	}
+	return 0;
+}
+#else
+static int tiermm_stat_replicas(struct mm_struct *mm, unsigned long start,
+				unsigned long end,
+				struct tiermm_pt_repl_node *repl,
+				unsigned int nr, u32 *nr_repl)
+{
+	return 0;
+}
+#endif
+
 /* Zero size bytes of user memory, in pieces, as a long loop should. */
 static int tiermm_clear_user(void __user *p, u64 size)
 {
@@ -491,11 +573,14 @@ static int tiermm_put_node_array(u64 uptr, const u64 *src, unsigned int nr,
 long tiermm_ioctl_pt_stat(void __user *uarg)
 {
 	struct tiermm_pt_stat __user *uptr = uarg;
+	struct tiermm_pt_repl_node *repl = NULL;
 	struct tiermm_pt_stat arg = {};
 	struct tiermm_stat_acc st = {};
 	struct tiermm_walk w = {};
 	struct mm_struct *mm;
 	unsigned int nr = nr_node_ids;
+	bool want_repl;
+	u32 nr_repl = 0;
 	u64 *mem;
 	u32 argsz;
 	int ret, l;
@@ -504,7 +589,10 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 			      uarg, &argsz);
 	if (ret)
 		return ret;
-	if (arg.flags || memchr_inv(arg.reserved, 0, sizeof(arg.reserved)))
+	want_repl = arg.flags & TIERMM_PT_STAT_REPLICAS;
+	if ((arg.flags & ~TIERMM_PT_STAT_REPLICAS) || arg.pad1 ||
+	    (!want_repl && arg.repl_ptr) ||
+	    memchr_inv(arg.reserved, 0, sizeof(arg.reserved)))
 		return -EINVAL;
 	ret = tiermm_check_range(arg.start, arg.len);
 	if (ret)
@@ -523,7 +611,11 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	/* tables, leaf, data, votes */
 	mem = kvcalloc((size_t)nr * (TIERMM_PT_NR_LEVELS + 2 + TIERMM_LV_NR),
 		       sizeof(u64), GFP_KERNEL);
-	if (!mem) {
+	if (want_repl)
+		repl = kvcalloc(nr, sizeof(*repl), GFP_KERNEL);
+	if (!mem || (want_repl && !repl)) {
+		kvfree(repl);
+		kvfree(mem);
 		mmput(mm);
 		return -ENOMEM;
 	}
@@ -533,6 +625,7 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	st.data = st.leaf + nr;
 	st.votes = st.data + nr;
 	w.mm = mm;
+	w.pgd = mm->pgd;
 	w.st = &st;
 
 	ret = mmap_read_lock_killable(mm);
@@ -541,6 +634,10 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 		for (l = 0; l < TIERMM_LV_NR; l++)
 			if (w.cur[l])
 				tiermm_stat_finish(&w, l);
+		if (!ret && want_repl)
+			ret = tiermm_stat_replicas(mm, arg.start,
+						   arg.start + arg.len, repl,
+						   nr, &nr_repl);
 		mmap_read_unlock(mm);
 	}
 	mmput(mm);
@@ -554,6 +651,11 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	if (!ret)
 		ret = tiermm_put_node_array(arg.data_ptr, st.data, nr,
 					    arg.nr_nodes, 1);
+	if (!ret && want_repl)
+		ret = tiermm_put_node_array(arg.repl_ptr, (u64 *)repl, nr,
+					    arg.nr_nodes,
+					    sizeof(*repl) / sizeof(u64));
+	kvfree(repl);
 	kvfree(mem);
 	if (ret)
 		return ret;
@@ -563,6 +665,7 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	memcpy(arg.tables_remote, st.remote, sizeof(arg.tables_remote));
 	memcpy(arg.tables_empty, st.empty, sizeof(arg.tables_empty));
 	memcpy(arg.leaf_huge, st.huge, sizeof(arg.leaf_huge));
+	arg.repl_nodes = nr_repl;
 	arg.argsz = min_t(u32, argsz, sizeof(arg));
 	if (copy_to_user(uarg, &arg, arg.argsz))
 		return -EFAULT;
@@ -608,6 +711,7 @@ long tiermm_ioctl_pt_dump(void __user *uarg)
 	/* Physical addresses only for those who may see them in pagemap. */
 	dp.pfns = ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
 	w.mm = mm;
+	w.pgd = mm->pgd;
 	w.dp = &dp;
 
 	addr = arg.start;

@@ -43,6 +43,14 @@ int tiermm_get_target_mm(pid_t pid, enum tiermm_access access,
 int tiermm_check_range(u64 start, u64 len);
 
 /*
+ * common.c: whether mm's page tables are replicated (a kernel with
+ * CONFIG_PGTABLE_REPLICATION, tiermm's patch series; always false
+ * otherwise). The series changes that only with mmap_lock held for write:
+ * the answer holds while the caller holds it in either mode.
+ */
+bool tiermm_mm_replicated(struct mm_struct *mm);
+
+/*
  * common.c: the node of a page-table page given the struct page (or the
  * folio) holding it; NUMA_NO_NODE never occurs for valid pages.
  */

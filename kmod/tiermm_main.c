@@ -45,10 +45,18 @@
  */
 static_assert(sizeof(struct tiermm_get_api) == TIERMM_GET_API_SIZE_VER0);
 
-/* Feature bits and commands this build of the module implements. */
+/*
+ * Feature bits and commands this build of the module implements. Built
+ * against a kernel with page-table replication, PT_STAT can walk replicas.
+ */
+#ifdef CONFIG_PGTABLE_REPLICATION
+#define TIERMM_FEAT_REPL	TIERMM_FEAT_PT_REPLICAS
+#else
+#define TIERMM_FEAT_REPL	0
+#endif
 #define TIERMM_FEATURES		(TIERMM_FEAT_GET_API | TIERMM_FEAT_PT_STAT | \
 				 TIERMM_FEAT_PT_DUMP | TIERMM_FEAT_PT_MIGRATE | \
-				 TIERMM_FEAT_AB_SCAN)
+				 TIERMM_FEAT_AB_SCAN | TIERMM_FEAT_REPL)
 #define TIERMM_COMMANDS		(BIT_ULL(TIERMM_CMD_GET_API) | \
 				 BIT_ULL(TIERMM_CMD_PT_STAT) | \
 				 BIT_ULL(TIERMM_CMD_PT_DUMP) | \

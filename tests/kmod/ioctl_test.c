@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * ioctl_test: checks the /dev/tiermm GET_API handshake of a loaded tiermm.ko
- * (API 2: the handshake, PT_STAT, PT_DUMP, PT_MIGRATE and AB_SCAN). The
+ * (API 3: the handshake, PT_STAT, PT_DUMP, PT_MIGRATE and AB_SCAN). The
  * commands themselves are exercised by pt_test.
  *
  * Plain C11 plus POSIX, libc only: it runs in the test VM's busybox initramfs.
@@ -34,10 +34,15 @@
 #define SYSFS_VERSION		SYSFS_MODULE "/version"
 #define SYSFS_MISC_DEV		"/sys/class/misc/" TIERMM_DEVICE_NAME "/dev"
 
-/* What a module of API 2 reports. */
+/*
+ * What a module of API 3 reports; TIERMM_FEAT_PT_REPLICAS too when it was
+ * built against a kernel with page-table replication (which has this
+ * sysctl).
+ */
 #define WANT_FEATURES	(TIERMM_FEAT_GET_API | TIERMM_FEAT_PT_STAT | \
 			 TIERMM_FEAT_PT_DUMP | TIERMM_FEAT_PT_MIGRATE | \
 			 TIERMM_FEAT_AB_SCAN)
+#define PTREPL_SYSCTL	"/proc/sys/kernel/pgtable_replication"
 #define WANT_COMMANDS	((1ULL << TIERMM_CMD_GET_API) | \
 			 (1ULL << TIERMM_CMD_PT_STAT) | \
 			 (1ULL << TIERMM_CMD_PT_DUMP) | \
@@ -156,6 +161,7 @@ static int read_line(const char *path, char *buf, size_t len)
 static void test_handshake(int fd)
 {
 	struct tiermm_get_api a;
+	uint64_t want_features;
 	int err;
 
 	init_arg(&a);
@@ -169,10 +175,13 @@ static void test_handshake(int fd)
 	if (!check(a.api_version == TIERMM_API_VERSION,
 		   "api_version == TIERMM_API_VERSION (%u)", TIERMM_API_VERSION))
 		diag("got %u", a.api_version);
-	if (!check(a.features == WANT_FEATURES,
-		   "features == GET_API | PT_STAT | PT_DUMP | PT_MIGRATE | AB_SCAN"))
+	want_features = WANT_FEATURES;
+	if (access(PTREPL_SYSCTL, F_OK) == 0)
+		want_features |= TIERMM_FEAT_PT_REPLICAS;
+	if (!check(a.features == want_features,
+		   "features == GET_API | PT_STAT | PT_DUMP | PT_MIGRATE | AB_SCAN (+ PT_REPLICAS on a replication kernel)"))
 		diag("got %#llx, want %#llx", (unsigned long long)a.features,
-		     (unsigned long long)WANT_FEATURES);
+		     (unsigned long long)want_features);
 	if (!check(a.commands == WANT_COMMANDS,
 		   "commands == bits of GET_API, PT_STAT, PT_DUMP, PT_MIGRATE, AB_SCAN"))
 		diag("got %#llx, want %#llx", (unsigned long long)a.commands,

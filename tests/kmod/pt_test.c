@@ -565,6 +565,28 @@ static void test_stat_local(void)
 	      "nr_nodes %d > nr_node_ids: extra entries zeroed", MAX_NODES);
 	check(r2.a.nr_nodes == MAX_NODES, "nr_nodes left as given");
 
+	/*
+	 * Replicas (API 3): this process has none, so with the flag every
+	 * record is zeroed and repl_nodes is 0, whether or not the module
+	 * can see replicas (TIERMM_FEAT_PT_REPLICAS).
+	 */
+	{
+		static struct tiermm_pt_repl_node repl[MAX_NODES];
+
+		stat_init(&r2, 0, (uintptr_t)region, REGION_LEN);
+		memset(repl, 0xa5, sizeof(repl));
+		r2.a.flags = TIERMM_PT_STAT_REPLICAS;
+		r2.a.repl_ptr = (uintptr_t)repl;
+		r2.a.repl_nodes = 77;	/* out: ignored on input */
+		r2.a.nr_nodes = MAX_NODES;
+		err = xioctl(TIERMM_IOC_PT_STAT, &r2.a);
+		check(err == 0 && r2.a.repl_nodes == 0 && !repl[0].present &&
+		      repl[0].tables[TIERMM_PT_PGD] == 0 &&
+		      repl[MAX_NODES - 1].local[TIERMM_PT_PTE] == 0 &&
+		      r2.data[0] == NPAGES,
+		      "PT_STAT with TIERMM_PT_STAT_REPLICAS, no replica: records zeroed, repl_nodes 0");
+	}
+
 	/* Part of the range: one PTE table, 100 pages. */
 	err = do_stat(&r2, 0, (uintptr_t)region + PMD_SZ, 100 * PAGE);
 	check(err == 0 && sum_nodes(r2.data) == 100 &&
@@ -1466,14 +1488,24 @@ static void test_bad_input(void)
 	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s) + 16, EINVAL,
 		   "PT_STAT argsz + 16 with a non-zero tail");
 	STAT_BASE();
-	u.s.flags = 1;
+	u.s.flags = 2;
 	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
-		   "PT_STAT flags 1");
+		   "PT_STAT flags 2");
 	STAT_BASE();
 	u.s.flags = 0x80000000u;
 	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
 		   "PT_STAT flags bit 31");
-	for (i = 0; i < 4; i++) {
+	STAT_BASE();
+	u.s.repl_ptr = (uintptr_t)sr.tables;
+	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
+		   "PT_STAT repl_ptr without TIERMM_PT_STAT_REPLICAS");
+	STAT_BASE();
+	u.s.flags = TIERMM_PT_STAT_REPLICAS;
+	u.s.repl_ptr = (uintptr_t)sr.tables;
+	u.s.pad1 = 1;
+	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
+		   "PT_STAT pad1 non-zero");
+	for (i = 0; i < 2; i++) {
 		STAT_BASE();
 		u.s.reserved[i] = 1ULL << (i * 20);
 		expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
@@ -1903,6 +1935,9 @@ static void fuzz_fill(unsigned int nr, unsigned char *argp, pid_t child,
 	if (nr == TIERMM_CMD_PT_STAT) {
 		struct tiermm_pt_stat *st = (void *)argp;
 
+		/* API 3: half of the sane calls also ask for the replicas. */
+		if (sane && rnd_below(2))
+			flags = TIERMM_PT_STAT_REPLICAS;
 		st->nr_nodes = sane || rnd_below(4) ? (uint32_t)nr_node_ids :
 			       (uint32_t)rnd_below(70);
 		st->pid = fuzz_pid(child);
@@ -1911,8 +1946,12 @@ static void fuzz_fill(unsigned int nr, unsigned char *argp, pid_t child,
 		st->tables_ptr = fuzz_out_ptr(arena, arena_len, guard);
 		st->leaf_ptr = fuzz_out_ptr(arena, arena_len, guard);
 		st->data_ptr = fuzz_out_ptr(arena, arena_len, guard);
+		if (flags & TIERMM_PT_STAT_REPLICAS)
+			st->repl_ptr = fuzz_out_ptr(arena, arena_len, guard);
 		if (!sane && !rnd_below(8))
-			st->reserved[rnd_below(4)] = rnd();
+			st->reserved[rnd_below(2)] = rnd();
+		if (!sane && !rnd_below(16))
+			st->pad1 = (uint32_t)rnd();
 	} else if (nr == TIERMM_CMD_PT_DUMP) {
 		struct tiermm_pt_dump *d = (void *)argp;
 

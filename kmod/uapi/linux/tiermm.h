@@ -36,7 +36,7 @@
  * library refuses modules older than the version it needs; newer modules
  * keep answering the commands of older versions (see commands).
  */
-#define TIERMM_API_VERSION	2
+#define TIERMM_API_VERSION	3
 
 /* Command numbers (the nr field of the ioctl); bit n of commands = nr n. */
 #define TIERMM_CMD_GET_API	0x00
@@ -44,6 +44,11 @@
 #define TIERMM_CMD_PT_DUMP	0x02	/* API 2 */
 #define TIERMM_CMD_PT_MIGRATE	0x03	/* API 2 */
 #define TIERMM_CMD_AB_SCAN	0x04	/* API 2 */
+/*
+ * API 3 adds no command: PT_STAT takes TIERMM_PT_STAT_REPLICAS, and
+ * PT_MIGRATE and AB_SCAN refuse a process with replicated page tables
+ * (-EBUSY).
+ */
 
 /**
  * struct tiermm_get_api - handshake: which API the loaded module speaks
@@ -76,6 +81,13 @@ struct tiermm_get_api {
 #define TIERMM_FEAT_PT_DUMP	_BITULL(2)
 #define TIERMM_FEAT_PT_MIGRATE	_BITULL(3)
 #define TIERMM_FEAT_AB_SCAN	_BITULL(4)
+/*
+ * The module was built against a kernel with page-table replication
+ * (CONFIG_PGTABLE_REPLICATION, tiermm's kernel patch series): PT_STAT with
+ * TIERMM_PT_STAT_REPLICAS walks the replicas. Without it the flag is
+ * accepted (API 3) and reports no replica.
+ */
+#define TIERMM_FEAT_PT_REPLICAS	_BITULL(5)
 
 #define TIERMM_IOC_GET_API \
 	_IOWR(TIERMM_IOC_MAGIC, TIERMM_CMD_GET_API, struct tiermm_get_api)
@@ -130,6 +142,13 @@ struct tiermm_get_api {
  * @tables_empty: out: per level, tables mapping no present data
  * @leaf_huge:	out: leaf entries that are huge: [TIERMM_PT_PMD] 2 MiB,
  *		[TIERMM_PT_PUD] 1 GiB; other slots 0
+ * @repl_ptr:	in, with TIERMM_PT_STAT_REPLICAS (API 3):
+ *		struct tiermm_pt_repl_node[nr_nodes]: out: per node, the
+ *		page-table replica the process has there (see below); must be
+ *		0 without the flag
+ * @repl_nodes:	out, with TIERMM_PT_STAT_REPLICAS: nodes holding a replica
+ *		(0: the process's page tables are not replicated)
+ * @pad1:	must be 0
  * @reserved:	must be 0
  *
  * Everything counts only entries inside the range, and each table once.
@@ -138,6 +157,16 @@ struct tiermm_get_api {
  * pages, one per 4 KiB page; for an upper table, one per non-empty child
  * table (on the child table's node) and one per huge leaf (on its data's
  * node). A table is local when its node has at least as many votes as any.
+ *
+ * Replicas (kernels with page-table replication): tables_ptr, leaf_ptr,
+ * data_ptr and the per-level counts describe the master tree (mm->pgd),
+ * the one the kernel edits first. With TIERMM_PT_STAT_REPLICAS the module
+ * also walks, for each node N holding a replica, the tree that starts at
+ * N's replica PGD, over the same range and VMAs, and counts its tables per
+ * level and how many of them are on node N. Where a replica table could
+ * not be allocated (the replica then points at the master's table), that
+ * table is counted where it is. A module built without replication support
+ * (no TIERMM_FEAT_PT_REPLICAS) zeroes the array and @repl_nodes.
  */
 struct tiermm_pt_stat {
 	__u32 argsz;
@@ -153,10 +182,32 @@ struct tiermm_pt_stat {
 	__u64 tables_remote[TIERMM_PT_NR_LEVELS];
 	__u64 tables_empty[TIERMM_PT_NR_LEVELS];
 	__u64 leaf_huge[TIERMM_PT_NR_LEVELS];
-	__u64 reserved[4];
+	__u64 repl_ptr;
+	__u32 repl_nodes;
+	__u32 pad1;
+	__u64 reserved[2];
 };
 
 #define TIERMM_PT_STAT_SIZE_VER0	216
+
+/* tiermm_pt_stat.flags (API 3): also walk the page-table replicas. */
+#define TIERMM_PT_STAT_REPLICAS	_BITUL(0)
+
+/**
+ * struct tiermm_pt_repl_node - one node's page-table replica (PT_STAT)
+ * @tables:	page-table pages of this node's replica tree that map some
+ *		of the range, per level (its PGD included)
+ * @local:	of those, the ones on this node
+ * @present:	1 when the process has a replica on this node, else 0 (and
+ *		everything else 0)
+ * @pad0:	0
+ */
+struct tiermm_pt_repl_node {
+	__u64 tables[TIERMM_PT_NR_LEVELS];
+	__u64 local[TIERMM_PT_NR_LEVELS];
+	__u32 present;
+	__u32 pad0;
+};
 
 /**
  * struct tiermm_pt_dump - copy out the page tables of a range (TIERMM_CMD_PT_DUMP)
@@ -178,7 +229,8 @@ struct tiermm_pt_stat {
  * continues at @next repeats those of the previous call (same level and
  * pfn): the output of each call stands alone. The kernel half of the PGD
  * reads as 0; without CAP_SYS_ADMIN, as in /proc/PID/pagemap, the
- * physical-address bits of entries and @pfn read as 0.
+ * physical-address bits of entries and @pfn read as 0. Of a process with
+ * replicated page tables, only the master tree (mm->pgd) is dumped.
  */
 struct tiermm_pt_dump {
 	__u32 argsz;
@@ -273,6 +325,10 @@ struct tiermm_pt_dump_rec {
  * is never moved. Tables not moved are no error (see TIERMM_SKIP_*).
  *
  * Returns 0, or:
+ * -EBUSY:	(API 3) the target's page tables are replicated (kernels
+ *		with page-table replication): moving a master table would
+ *		break its ring of replicas, which only the kernel's own paths
+ *		may change. Disable replication first;
  * -EINVAL:	a bad argsz, flags, pad0, reserved field or range; levels
  *		empty or with other bits (the PGD's included); a node that
  *		does not exist or has no memory; a kernel thread;
@@ -347,6 +403,11 @@ struct tiermm_pt_migrate {
  * Only present 4 KiB entries and PMD-mapped THPs are scanned (a THP as a
  * whole, even if the range covers part of it); 1 GiB leaves are not.
  * Accessed bits kept by secondary MMUs (mmu notifiers) are not cleared.
+ *
+ * A process whose page tables are replicated is refused with -EBUSY (API
+ * 3): its CPUs set accessed bits in their own node's replica, which the
+ * module has no safe way to clear (the kernel's replica locking is its
+ * own), and a scan of the master tree alone would report wrong results.
  */
 struct tiermm_ab_scan {
 	__u32 argsz;
