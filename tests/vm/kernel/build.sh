@@ -44,7 +44,8 @@ Options:
   --flavor NAME   minimal (default): tinyconfig + minimal-6.12.fragment + tiermm.fragment;
                   debug: that + debug.fragment (KASAN, lockdep, DEBUG_VM, page-table check)
   --patches DIR   apply DIR/*.patch (a git format-patch series, in name order) with
-                  patch -p1 to a copy of the source kept for that series
+                  patch -p1 to a copy of the source kept for that series, and merge
+                  DIR/config.fragment (if present) after the flavor's fragments
   --out DIR       build tree (default: <cache>/build-<version>-<flavor>[-p<series hash>])
   --jobs N        parallel make jobs (default: nproc)
   -h, --help      this help
@@ -388,6 +389,10 @@ main() {
 
 	local fragments=("$KERNEL_DIR/minimal-6.12.fragment" "$KERNEL_DIR/tiermm.fragment") f
 	[[ $opt_flavor == debug ]] && fragments+=("$KERNEL_DIR/debug.fragment")
+	# A series may need options of its own (kmod/patches/linux-6.12/config.fragment).
+	if [[ -n $opt_patches && -f $opt_patches/config.fragment ]]; then
+		fragments+=("$opt_patches/config.fragment")
+	fi
 	for f in "${fragments[@]}"; do
 		[[ -f $f ]] || die "config fragment $f is missing"
 	done

@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * ptrepl_test - page-table replication (kmod/patches/linux-6.12) inside the QEMU guest.
+ *
+ *   ptrepl_test basic
+ *	the prctl and /proc/PID/pgtable_replication interfaces: set and get on every node
+ *	set, replica pages accounted in /proc/vmstat and given back, bad input refused
+ *	with the documented errno and nothing changed.
+ *   ptrepl_test dirty
+ *	dirty bits set through a replica are seen: MADV_FREE pages written again from a
+ *	CPU of each node must survive MADV_PAGEOUT (reclaim drops clean lazy-free pages
+ *	only) and a migration (move_pages) first; a control run without the writes shows
+ *	the pages are dropped, so the check can fail.
+ *   ptrepl_test integrity SECONDS
+ *	writer threads on every node update pages with checksummed contents while the main
+ *	thread turns replication on and off (all nodes, single nodes), mprotects, munmaps
+ *	and maps again, mremaps, collapses and splits huge pages, forks children that check
+ *	their copy, and migrates pages; every page is checked at the end.
+ *   ptrepl_test cost [PAGES]
+ *	the benchmark (bench/ptrepl-bench.sh): CPU ns per page of mprotect, munmap,
+ *	mmap+fault and fork with 0, 1, 2 and 4 replicas (as many as the guest has nodes),
+ *	as "cost OP REPLICAS NS" lines and ratios against 0 replicas.
+ *
+ * TAP output (except cost); static, libc only. Exit 0 when every check passed, 77 when
+ * the kernel has no replication.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PR_SET_PGTABLE_REPLICATION
+#define PR_SET_PGTABLE_REPLICATION 0x54524d31
+#define PR_GET_PGTABLE_REPLICATION 0x54524d32
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#define MPOL_MF_MOVE (1 << 1)
+
+#define PAGE 4096ul
+#define MAXN 64
+
+static int ntests, nfail;
+static int nr_nodes;		/* nodes with memory, 0..nr_nodes-1 */
+static int nr_cpu_nodes;	/* of them with CPUs: 0..nr_cpu_nodes-1 */
+static int node_cpu[MAXN];	/* a CPU of each node with CPUs */
+
+static void ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	ntests++;
+	if (!cond)
+		nfail++;
+	printf("%s %d - ", cond ? "ok" : "not ok", ntests);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("Bail out! ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(" (%s)\n", strerror(errno));
+	exit(1);
+}
+
+static int set_repl(unsigned long mask)
+{
+	return prctl(PR_SET_PGTABLE_REPLICATION, mask ? &mask : NULL, mask ? 64 : 0, 0, 0) ?
+	       -errno : 0;
+}
+
+static long get_repl(void)
+{
+	unsigned long mask[16] = { 0 };
+
+	if (prctl(PR_GET_PGTABLE_REPLICATION, mask, 1024, 0, 0))
+		return -errno;
+	return (long)mask[0];
+}
+
+static long vmstat(const char *name)
+{
+	char line[256];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	/* fold the per-CPU differences in first */
+	if (fd >= 0) {
+		if (write(fd, "1", 1) < 0)
+			perror("stat_refresh");
+		close(fd);
+	}
+	f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		die("/proc/vmstat");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ' ')
+			v = atol(line + n + 1);
+	fclose(f);
+	return v;
+}
+
+/*
+ * @name once it settles at @want: the last mms of exited children are freed
+ * lazily (when their CPU switches away), their replica PGDs with them.
+ */
+static long vmstat_settle(const char *name, long want)
+{
+	long v = vmstat(name);
+	int i;
+
+	for (i = 0; i < 40 && v != want; i++) {
+		usleep(50000);
+		v = vmstat(name);
+	}
+	return v;
+}
+
+static void discover_nodes(void)
+{
+	char path[128], buf[256];
+	int n;
+
+	for (n = 0; n < MAXN; n++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", n);
+		f = fopen(path, "r");
+		if (!f)
+			break;
+		if (!fgets(buf, sizeof(buf), f) || buf[0] == '\n')
+			buf[0] = 0;
+		fclose(f);
+		/* the presets number CPU-less nodes last */
+		if (buf[0] && nr_cpu_nodes == n) {
+			node_cpu[n] = atoi(buf);
+			nr_cpu_nodes++;
+		}
+	}
+	nr_nodes = n;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	if (sched_setaffinity(0, sizeof(s), &s))
+		die("sched_setaffinity %d", cpu);
+}
+
+static void unpin(void)
+{
+	cpu_set_t s;
+	int i;
+
+	CPU_ZERO(&s);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &s);
+	sched_setaffinity(0, sizeof(s), &s);
+}
+
+static void *map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap %zu", len);
+	return p;
+}
+
+static long move_pages(int count, void **pages, const int *nodes, int *status)
+{
+	return syscall(SYS_move_pages, 0, count, pages, nodes, status, MPOL_MF_MOVE);
+}
+
+static char *proc_read(const char *path)
+{
+	static char buf[256];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+static int proc_write(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* ---- basic ---- */
+
+static void test_basic(void)
+{
+	unsigned long all = (1ul << nr_nodes) - 1, mask;
+	long base = vmstat("nr_pgtable_replica"), during, after;
+	size_t len = 64ul << 20;
+	char *p = map(len);
+	char want[64];
+	int ret;
+
+	/* 4 KiB pages: 32 PTE tables to replicate */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	ok(base >= 0, "nr_pgtable_replica in /proc/vmstat (%ld)", base);
+	ok(get_repl() == 0, "not replicated at start (mask %#lx)", get_repl());
+	ret = set_repl(all);
+	ok(ret == 0, "replicate on all %d nodes: %s", nr_nodes, strerror(-ret));
+	ok(get_repl() == (long)all, "get returns %#lx (want %#lx)", get_repl(), all);
+	during = vmstat("nr_pgtable_replica");
+	/* 64 MiB: 32 PTE tables, a PMD, a PUD table and the PGD per node at least */
+	ok(during - base >= nr_nodes * 35, "replica pages accounted: %ld more (>= %d)",
+	   during - base, nr_nodes * 35);
+	snprintf(want, sizeof(want), nr_nodes > 1 ? "0-%d\n" : "0\n", nr_nodes - 1);
+	ok(proc_read("/proc/self/pgtable_replication") &&
+	   !strcmp(proc_read("/proc/self/pgtable_replication"), want),
+	   "/proc/self/pgtable_replication reads %s", want);
+	for (mask = 1; mask <= all; mask++) {
+		ret = set_repl(mask);
+		if (ret || get_repl() != (long)mask)
+			break;
+	}
+	ok(mask > all, "every node set from 0x1 to %#lx set and read back", all);
+	ret = proc_write("/proc/self/pgtable_replication", "0");
+	ok(ret == 0 && get_repl() == 1, "write \"0\" to /proc: mask %#lx (%s)", get_repl(),
+	   strerror(-ret));
+	ret = proc_write("/proc/self/pgtable_replication", "none");
+	ok(ret == 0 && get_repl() == 0, "write \"none\": mask %#lx", get_repl());
+	after = vmstat_settle("nr_pgtable_replica", base);
+	ok(after == base, "replica pages given back: %ld before, %ld after", base, after);
+
+	/* bad input: refused, nothing changed */
+	set_repl(1);
+	mask = 1ul << 40;
+	ret = prctl(PR_SET_PGTABLE_REPLICATION, &mask, 64, 0, 0) ? -errno : 0;
+	ok(ret == -EINVAL && get_repl() == 1, "node 40 (no memory): %s, mask still 0x1",
+	   strerror(-ret));
+	mask = 1;
+	ret = prctl(PR_SET_PGTABLE_REPLICATION, &mask, 64, 1, 0) ? -errno : 0;
+	ok(ret == -EINVAL, "non-zero arg4: %s", strerror(-ret));
+	ret = prctl(PR_SET_PGTABLE_REPLICATION, &mask, 1ul << 30, 0, 0) ? -errno : 0;
+	ok(ret == -EINVAL, "maxnode 2^30: %s", strerror(-ret));
+	ret = prctl(PR_SET_PGTABLE_REPLICATION, (void *)16, 64, 0, 0) ? -errno : 0;
+	ok(ret == -EFAULT && get_repl() == 1, "bad pointer: %s", strerror(-ret));
+	ret = prctl(PR_GET_PGTABLE_REPLICATION, &mask, 1, 0, 0) ? -errno : 0;
+	ok(ret == -EINVAL || nr_nodes == 1, "get with maxnode 1: %s", strerror(-ret));
+	ret = proc_write("/proc/self/pgtable_replication", "0-zz");
+	ok(ret == -EINVAL && get_repl() == 1, "write \"0-zz\": %s", strerror(-ret));
+	ret = proc_write("/proc/self/pgtable_replication", "63");
+	ok(ret == -EINVAL && get_repl() == 1, "write \"63\" (no such node): %s",
+	   strerror(-ret));
+	{
+		/* someone else's process without permission */
+		pid_t child = fork();
+
+		if (child == 0) {
+			char path[64];
+
+			setresuid(65534, 65534, 65534);
+			snprintf(path, sizeof(path), "/proc/%d/pgtable_replication", getppid());
+			_exit(proc_write(path, "0") == -EACCES ? 0 : 1);
+		}
+		waitpid(child, &ret, 0);
+		ok(WIFEXITED(ret) && WEXITSTATUS(ret) == 0 && get_repl() == 1,
+		   "an unprivileged process cannot set ours (EACCES)");
+	}
+	{
+		/* inherited by fork and exec */
+		pid_t child = fork();
+
+		if (child == 0)
+			_exit(get_repl() == 1 ? 0 : 1);
+		waitpid(child, &ret, 0);
+		ok(WIFEXITED(ret) && WEXITSTATUS(ret) == 0, "fork inherits the mask");
+		{
+			FILE *f = popen("cat /proc/self/pgtable_replication", "r");
+			char line[64] = "";
+
+			if (!f || !fgets(line, sizeof(line), f))
+				line[0] = 0;
+			if (f)
+				pclose(f);
+			ok(!strcmp(line, "0\n"), "exec inherits the mask: cat read %s",
+			   line[0] ? line : "nothing\n");
+		}
+	}
+	set_repl(0);
+	munmap(p, len);
+	ok(vmstat_settle("nr_pgtable_replica", base) == base, "no replica pages left (%ld)",
+	   vmstat("nr_pgtable_replica"));
+}
+
+/* ---- dirty bits ---- */
+
+/*
+ * MADV_FREE clears the dirty bits; writing again sets them, in the replica the CPU
+ * walks. Reclaim (MADV_PAGEOUT) drops lazy-free pages whose PTE is clean: a page it
+ * drops reads back as zeros. Returns how many of @n pages kept their contents.
+ */
+static long dirty_round(int node, bool rewrite, bool migrate)
+{
+	size_t n = 512, i;
+	long kept = 0;
+	char *p = map(n * PAGE);
+
+	pin(node_cpu[node]);
+	for (i = 0; i < n; i++)
+		memset(p + i * PAGE, 0x5a, PAGE);
+	if (madvise(p, n * PAGE, MADV_FREE))
+		die("MADV_FREE");
+	if (rewrite)
+		for (i = 0; i < n; i++)
+			p[i * PAGE] = 0x5b;
+	if (migrate) {
+		void *pages[512];
+		int nodes[512], status[512];
+
+		for (i = 0; i < n; i++) {
+			pages[i] = p + i * PAGE;
+			nodes[i] = (node + 1) % nr_nodes;
+		}
+		if (move_pages((int)n, pages, nodes, status) < 0)
+			die("move_pages");
+	}
+	if (madvise(p, n * PAGE, MADV_PAGEOUT))
+		die("MADV_PAGEOUT");
+	for (i = 0; i < n; i++)
+		kept += p[i * PAGE] == (rewrite ? 0x5b : 0x5a) && p[i * PAGE + 1] == 0x5a;
+	munmap(p, n * PAGE);
+	unpin();
+	return kept;
+}
+
+static void test_dirty(void)
+{
+	unsigned long all = (1ul << nr_nodes) - 1;
+	long k;
+	int node;
+
+	k = dirty_round(0, false, false);
+	ok(k < 512, "control: clean lazy-free pages are reclaimed (%ld of 512 kept)", k);
+	if (k == 512)
+		printf("# MADV_PAGEOUT dropped nothing: the dirty checks below cannot fail\n");
+	ok(set_repl(all) == 0, "replicated on all nodes");
+	for (node = 0; node < nr_cpu_nodes; node++) {
+		k = dirty_round(node, true, false);
+		ok(k == 512, "node %d: dirty bits set through its replica seen by reclaim "
+		   "(%ld of 512 kept)", node, k);
+		if (nr_nodes > 1) {
+			k = dirty_round(node, true, true);
+			ok(k == 512, "node %d: ... and by migration (%ld of 512 kept)", node, k);
+		}
+	}
+	set_repl(0);
+}
+
+/* ---- integrity ---- */
+
+#define REGION (96ul << 20)
+#define NPAGES (REGION / PAGE)
+
+struct page_hdr {
+	uint64_t index, version, sum;
+};
+
+static char *region;
+static uint64_t *versions;	/* per page, what the writer last wrote */
+static atomic_bool stop;
+static atomic_long writes;
+static pthread_rwlock_t maplock = PTHREAD_RWLOCK_INITIALIZER;
+
+static uint64_t page_sum(const char *pg, uint64_t index, uint64_t version)
+{
+	uint64_t s = index * 0x9e3779b97f4a7c15ull ^ version, i;
+
+	for (i = sizeof(struct page_hdr); i < PAGE; i += 512)
+		s = s * 31 + (unsigned char)pg[i];
+	return s;
+}
+
+static void fill_page(uint64_t i, uint64_t version)
+{
+	char *pg = region + i * PAGE;
+	struct page_hdr *h = (struct page_hdr *)pg;
+	uint64_t j;
+
+	for (j = sizeof(*h); j < PAGE; j += 512)
+		pg[j] = (char)(i + version + j);
+	h->index = i;
+	h->version = version;
+	h->sum = page_sum(pg, i, version);
+}
+
+static bool check_page(uint64_t i, uint64_t version)
+{
+	const char *pg = region + i * PAGE;
+	const struct page_hdr *h = (const struct page_hdr *)pg;
+
+	return h->index == i && h->version == version && h->sum == page_sum(pg, i, version);
+}
+
+struct writer {
+	pthread_t t;
+	int id, nw;
+};
+
+static void *writer(void *arg)
+{
+	struct writer *w = arg;
+	uint64_t x = 88172645463325252ull + (uint64_t)w->id, i;
+
+	pin(node_cpu[w->id % nr_cpu_nodes]);
+	while (!atomic_load(&stop)) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* writer id owns pages i with i % nw == id */
+		i = (x % (NPAGES / (uint64_t)w->nw)) * (uint64_t)w->nw + (uint64_t)w->id;
+		pthread_rwlock_rdlock(&maplock);
+		if (!check_page(i, versions[i])) {
+			fprintf(stderr, "writer %d: page %" PRIu64 " corrupt (version %" PRIu64
+				")\n", w->id, i, versions[i]);
+			atomic_store(&stop, true);
+			pthread_rwlock_unlock(&maplock);
+			return (void *)1;
+		}
+		fill_page(i, versions[i] + 1);
+		versions[i]++;
+		pthread_rwlock_unlock(&maplock);
+		atomic_fetch_add(&writes, 1);
+	}
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A child checks its copy of the region against the versions it inherited. */
+static bool fork_check(void)
+{
+	pid_t pid;
+	int st;
+
+	pthread_rwlock_wrlock(&maplock);
+	pid = fork();
+	if (pid == 0) {
+		uint64_t i, bad = 0;
+
+		for (i = 0; i < NPAGES; i++)
+			bad += !check_page(i, versions[i]);
+		/* and write to its copy: the parent's must not change */
+		for (i = 0; i < NPAGES; i += 97)
+			fill_page(i, versions[i] + 1000);
+		_exit(bad ? 1 : 0);
+	}
+	pthread_rwlock_unlock(&maplock);
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return false;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void test_integrity(double seconds)
+{
+	unsigned long all = (1ul << nr_nodes) - 1;
+	int nw = nr_cpu_nodes * 2 > 4 ? nr_cpu_nodes * 2 : 4, i, ops = 0, forks_ok = 0, forks = 0;
+	struct writer w[16];
+	long toggles = 0, bad_set = 0, moved = 0, collapses = 0;
+	double end = now_s() + seconds;
+	uint64_t p, bad = 0;
+	long base = vmstat("nr_pgtable_replica");
+	bool writer_failed = false;
+
+	region = map(REGION);
+	versions = calloc(NPAGES, sizeof(*versions));
+	if (!versions)
+		die("calloc");
+	madvise(region, REGION, MADV_HUGEPAGE);
+	for (p = 0; p < NPAGES; p++)
+		fill_page(p, 0);
+	for (i = 0; i < nw; i++) {
+		w[i].id = i;
+		w[i].nw = nw;
+		pthread_create(&w[i].t, NULL, writer, &w[i]);
+	}
+	while (now_s() < end && !atomic_load(&stop)) {
+		uint64_t off = ((uint64_t)rand() % (REGION / (4ul << 20))) * (4ul << 20);
+		unsigned long mask;
+
+		switch (ops++ % 8) {
+		case 0:	/* toggle replication: all, one node, a random set, off */
+			mask = (ops / 8) % 4 == 3 ? 0 :
+			       (ops / 8) % 4 == 0 ? all : (unsigned long)(rand() % (int)all) + 1;
+			if (set_repl(mask) || get_repl() != (long)mask)
+				bad_set++;
+			toggles++;
+			break;
+		case 1:	/* mprotect read-only and back (writers wait) */
+			pthread_rwlock_wrlock(&maplock);
+			mprotect(region + off, 4ul << 20, PROT_READ);
+			mprotect(region + off, 4ul << 20, PROT_READ | PROT_WRITE);
+			pthread_rwlock_unlock(&maplock);
+			break;
+		case 2:	/* split a huge page by mprotecting half of it */
+			pthread_rwlock_wrlock(&maplock);
+			mprotect(region + off, 1ul << 20, PROT_READ);
+			mprotect(region + off, 1ul << 20, PROT_READ | PROT_WRITE);
+			pthread_rwlock_unlock(&maplock);
+			break;
+		case 3:	/* collapse into huge pages */
+			collapses += madvise(region + off, 4ul << 20, MADV_COLLAPSE) == 0;
+			break;
+		case 4: {	/* migrate 64 pages to another node */
+			void *pages[64];
+			int nodes[64], status[64], k;
+
+			for (k = 0; k < 64; k++) {
+				pages[k] = region + off + (uint64_t)k * 16 * PAGE;
+				nodes[k] = rand() % nr_nodes;
+			}
+			if (move_pages(64, pages, nodes, status) == 0)
+				for (k = 0; k < 64; k++)
+					moved += status[k] == nodes[k];
+			break;
+		}
+		case 5:	/* mremap a window away and back */
+			pthread_rwlock_wrlock(&maplock);
+			{
+				char *tmp = mmap(NULL, 4ul << 20, PROT_NONE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+				char *q = mremap(region + off, 4ul << 20, 4ul << 20,
+						 MREMAP_MAYMOVE | MREMAP_FIXED, tmp);
+
+				if (q != MAP_FAILED)
+					mremap(q, 4ul << 20, 4ul << 20,
+					       MREMAP_MAYMOVE | MREMAP_FIXED, region + off);
+			}
+			pthread_rwlock_unlock(&maplock);
+			break;
+		case 6:
+			forks++;
+			forks_ok += fork_check();
+			break;
+		case 7: {	/* a short-lived mapping: map, fault, unmap */
+			char *q = map(8ul << 20);
+
+			memset(q, 7, 8ul << 20);
+			munmap(q, 8ul << 20);
+			break;
+		}
+		}
+		usleep(20000);
+	}
+	atomic_store(&stop, true);
+	for (i = 0; i < nw; i++) {
+		void *r;
+
+		pthread_join(w[i].t, &r);
+		writer_failed |= r != NULL;
+	}
+	for (p = 0; p < NPAGES; p++)
+		bad += !check_page(p, versions[p]);
+	ok(!writer_failed, "writers saw no corrupt page (%ld writes)", atomic_load(&writes));
+	ok(bad == 0, "every page intact at the end (%" PRIu64 " of %lu bad)", bad, NPAGES);
+	ok(bad_set == 0, "%ld replication changes, all took effect", toggles);
+	ok(forks_ok == forks, "%d of %d forked children saw an intact copy", forks_ok, forks);
+	printf("# %d operations, %ld pages migrated, %ld collapses\n", ops, moved, collapses);
+	set_repl(0);
+	munmap(region, REGION);
+	ok(vmstat_settle("nr_pgtable_replica", base) == base,
+	   "no replica pages left (%ld, %ld before)",
+	   vmstat("nr_pgtable_replica"), base);
+}
+
+/* ---- cost ---- */
+
+static double cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double children_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+}
+
+/* Median of 5 measurements of @op over @pages pages, ns per page. */
+static void cost_run(size_t pages, double out[4])
+{
+	double m[4][5], t, c;
+	size_t len = pages * PAGE;
+	int r, k;
+
+	for (r = 0; r < 5; r++) {
+		char *p = map(len);
+		pid_t pid;
+
+		madvise(p, len, MADV_NOHUGEPAGE);
+		t = cpu_ns();
+		memset(p, 1, len);	/* mmap+fault: tables built as it goes */
+		m[2][r] = (cpu_ns() - t) / (double)pages;
+		t = cpu_ns();
+		mprotect(p, len, PROT_READ);
+		mprotect(p, len, PROT_READ | PROT_WRITE);
+		m[0][r] = (cpu_ns() - t) / (double)pages / 2;
+		t = cpu_ns();
+		c = children_ns();
+		pid = fork();
+		if (pid == 0)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+		m[3][r] = (cpu_ns() - t + children_ns() - c) / (double)pages;
+		t = cpu_ns();
+		munmap(p, len);
+		m[1][r] = (cpu_ns() - t) / (double)pages;
+	}
+	for (k = 0; k < 4; k++) {
+		int a, b;
+
+		for (a = 0; a < 5; a++)
+			for (b = a + 1; b < 5; b++)
+				if (m[k][b] < m[k][a]) {
+					t = m[k][a];
+					m[k][a] = m[k][b];
+					m[k][b] = t;
+				}
+		out[k] = m[k][2];
+	}
+}
+
+static void test_cost(size_t pages)
+{
+	static const char *const names[4] = { "mprotect", "munmap", "mmap+fault", "fork" };
+	int counts[] = { 0, 1, 2, 4 }, c, k;
+	double res[4][4];
+
+	for (c = 0; c < 4; c++) {
+		unsigned long mask = (1ul << counts[c]) - 1;
+
+		if (counts[c] > nr_nodes) {
+			res[c][0] = -1;
+			continue;
+		}
+		if (set_repl(mask))
+			die("replicate on %d nodes", counts[c]);
+		cost_run(pages, res[c]);
+		for (k = 0; k < 4; k++)
+			printf("cost %s %d %.1f\n", names[k], counts[c], res[c][k]);
+	}
+	set_repl(0);
+	printf("# ns of CPU per 4 KiB page (TCG: compare ratios only), median of 5\n");
+	printf("# %-11s %10s %10s %10s %10s\n", "op", "none", "1 replica", "2", "4");
+	for (k = 0; k < 4; k++) {
+		printf("# %-11s %10.1f", names[k], res[0][k]);
+		for (c = 1; c < 4; c++) {
+			if (res[c][0] < 0)
+				printf(" %10s", "-");
+			else
+				printf(" %9.2fx", res[c][k] / res[0][k]);
+		}
+		printf("\n");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	unsigned long mask[16];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	discover_nodes();
+	if (nr_cpu_nodes < 1)
+		die("no node with CPUs");
+	if (prctl(PR_GET_PGTABLE_REPLICATION, mask, 1024, 0, 0) && errno == EINVAL &&
+	    access("/proc/sys/kernel/pgtable_replication", F_OK)) {
+		printf("1..0 # SKIP kernel without page-table replication\n");
+		return 77;
+	}
+	if (!strcmp(mode, "basic"))
+		test_basic();
+	else if (!strcmp(mode, "dirty"))
+		test_dirty();
+	else if (!strcmp(mode, "integrity"))
+		test_integrity(argc > 2 ? atof(argv[2]) : 60);
+	else if (!strcmp(mode, "cost")) {
+		test_cost(argc > 2 ? strtoul(argv[2], NULL, 0) : 16384);
+		return 0;
+	} else {
+		fprintf(stderr, "usage: ptrepl_test basic | dirty | integrity [SECONDS] | cost [PAGES]\n");
+		return 2;
+	}
+	printf("1..%d\n", ntests);
+	return nfail ? 1 : 0;
+}
