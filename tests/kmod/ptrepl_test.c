@@ -16,6 +16,9 @@
  *	thread turns replication on and off (all nodes, single nodes), mprotects, munmaps
  *	and maps again, mremaps, collapses and splits huge pages, forks children that check
  *	their copy, and migrates pages; every page is checked at the end.
+ *   ptrepl_test hold MIB
+ *	map and touch MIB MiB (4 KiB pages), replicate on every node with memory, print
+ *	"ready" and wait to be killed (for walks of the replicas from outside).
  *   ptrepl_test cost [PAGES]
  *	the benchmark (bench/ptrepl-bench.sh): CPU ns per page of mprotect, munmap,
  *	mmap+fault and fork with 0, 1, 2 and 4 replicas (as many as the guest has nodes),
@@ -743,11 +746,26 @@ int main(int argc, char **argv)
 		test_dirty();
 	else if (!strcmp(mode, "integrity"))
 		test_integrity(argc > 2 ? atof(argv[2]) : 60);
-	else if (!strcmp(mode, "cost")) {
+	else if (!strcmp(mode, "hold")) {
+		size_t len = (argc > 2 ? strtoul(argv[2], NULL, 0) : 64) << 20;
+		char *p = map(len);
+		int ret;
+
+		madvise(p, len, MADV_NOHUGEPAGE);
+		memset(p, 1, len);
+		ret = set_repl((1ul << nr_nodes) - 1);
+		if (ret) {
+			fprintf(stderr, "ptrepl_test hold: %s\n", strerror(-ret));
+			return 1;
+		}
+		printf("ready\n");
+		for (;;)
+			pause();
+	} else if (!strcmp(mode, "cost")) {
 		test_cost(argc > 2 ? strtoul(argv[2], NULL, 0) : 16384);
 		return 0;
 	} else {
-		fprintf(stderr, "usage: ptrepl_test basic | dirty | integrity [SECONDS] | cost [PAGES]\n");
+		fprintf(stderr, "usage: ptrepl_test basic | dirty | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
 		return 2;
 	}
 	printf("1..%d\n", ntests);

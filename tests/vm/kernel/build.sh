@@ -95,6 +95,7 @@ parse_args() {
 	if [[ -n $opt_patches && ! -d $opt_patches ]]; then
 		die "--patches $opt_patches: no such directory"
 	fi
+	[[ -z $opt_patches ]] || opt_patches=$(cd "$opt_patches" && pwd)
 	if [[ -z $opt_jobs ]]; then
 		opt_jobs=$(nproc)
 	fi

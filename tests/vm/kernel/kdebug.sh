@@ -2,9 +2,10 @@
 # tests/vm/kernel/kdebug.sh - the guest tests against the debug kernel (CTest label kdebug;
 # docs/kernel-builds.md).
 #
-#   kdebug.sh build ENVFILE
+#   kdebug.sh build ENVFILE [BUILD-OPTIONS...]
 #	build (or bring up to date) the debug kernel with tests/vm/kernel/build.sh --flavor
-#	debug and write its BZIMAGE=... and KDIR=... lines to ENVFILE. A cold build takes
+#	debug (or with BUILD-OPTIONS instead, e.g. --flavor minimal --patches DIR for a
+#	patched kernel) and write its BZIMAGE=... and KDIR=... lines to ENVFILE. A cold build takes
 #	10-30 minutes on 2 cores, an up-to-date tree 15-45 s.
 #   kdebug.sh run ENVFILE [RUN-OPTIONS] -- COMMAND...
 #	tests/vm/run --kernel BZIMAGE --kdir KDIR [RUN-OPTIONS] -- COMMAND..., with the paths
@@ -13,7 +14,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 usage() {
-	echo "usage: kdebug.sh build ENVFILE | kdebug.sh run ENVFILE [RUN-OPTIONS] -- COMMAND..." >&2
+	echo "usage: kdebug.sh build ENVFILE [BUILD-OPTIONS...] | kdebug.sh run ENVFILE [RUN-OPTIONS] -- COMMAND..." >&2
 	exit 2
 }
 [ $# -ge 2 ] || usage
@@ -24,7 +25,9 @@ shift 2
 case $mode in
 build)
 	mkdir -p "$(dirname "$env")"
-	out=$("$here/build.sh" --flavor debug)
+	# default: the debug flavor; BUILD-OPTIONS (build.sh's) replace that
+	[ $# -gt 0 ] || set -- --flavor debug
+	out=$("$here/build.sh" "$@")
 	printf '%s\n' "$out" | tail -n 2 >"$env.tmp"
 	if ! grep -q '^BZIMAGE=/' "$env.tmp" || ! grep -q '^KDIR=/' "$env.tmp"; then
 		echo "kdebug.sh: build.sh printed no BZIMAGE/KDIR lines" >&2

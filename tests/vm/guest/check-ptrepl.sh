@@ -1,0 +1,124 @@
+#!/bin/sh
+# tests/vm/guest/check-ptrepl.sh [--selftests] [SECONDS] - page-table replication (the
+# kernel patch series kmod/patches/linux-6.12) in a guest with two nodes or more, booted
+# with the patched kernel (presets numa2, numa4).
+#
+# 1. ptrepl_test basic, dirty and integrity SECONDS (default 60): the prctl and /proc
+#    interfaces and their errors, dirty bits set through a replica seen by reclaim and
+#    migration, checksummed pages under writers while replication is turned on and off
+#    and the address space changes (tests/kmod/ptrepl_test.c).
+# 2. The reserve: kernel.pgtable_replication_cache fills and drains every node.
+# 3. kernel.pgtable_replication=1: every new process is replicated on every node with
+#    memory; the integrity run again that way.
+# 4. With tiermm.ko loaded: the walk of every replica (tiermm pt stat --replicas): each
+#    replica's tables all on its node.
+# 5. --selftests: Linux's mm selftests (mmselftests.sh) without replication, then with
+#    kernel.pgtable_replication=1 (every selftest process replicated): same results.
+# The rig fails the run on any BUG/WARNING/KASAN/lockdep report in the kernel log.
+# shellcheck source=tap.sh
+. /tests/tap.sh
+
+selftests=0
+if [ "$1" = --selftests ]; then
+	selftests=1
+	shift
+fi
+secs=${1:-60}
+
+[ -f /proc/sys/kernel/pgtable_replication ] ||
+	bail_out "this kernel has no page-table replication (boot the patched kernel)"
+[ -d /sys/devices/system/node/node1 ] || bail_out "needs two NUMA nodes"
+command -v ptrepl_test >/dev/null || bail_out "ptrepl_test is not in the guest"
+mem_nodes=$(cat /sys/devices/system/node/has_memory)
+nnodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
+
+# run_ptrepl NAME ARGS...: one check standing for a ptrepl_test run, its TAP as diagnostics
+run_ptrepl() {
+	rp_name=$1
+	shift
+	rp_t=$(date +%s)
+	ptrepl_test "$@" >/tmp/ptrepl.out 2>&1
+	rp_rc=$?
+	sed 's/^/  /' /tmp/ptrepl.out | while IFS= read -r line; do diag "$line"; done
+	rp_pass=$(grep -c '^ok ' /tmp/ptrepl.out)
+	rp_fail=$(grep -c '^not ok ' /tmp/ptrepl.out)
+	if [ "$rp_rc" -eq 0 ] && [ "$rp_fail" -eq 0 ] && [ "$rp_pass" -gt 0 ]; then
+		ok "ptrepl_test $rp_name: $rp_pass checks passed in $(($(date +%s) - rp_t)) s"
+	else
+		not_ok "ptrepl_test $rp_name: exit $rp_rc, $rp_fail of $((rp_pass + rp_fail)) checks failed"
+	fi
+}
+
+vmstat() {
+	echo 1 >/proc/sys/vm/stat_refresh
+	awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat
+}
+
+# ---- 1. ptrepl_test ------------------------------------------------------------------
+run_ptrepl basic basic
+run_ptrepl dirty dirty
+run_ptrepl "integrity ${secs} s" integrity "$secs"
+
+# ---- 2. the reserve -------------------------------------------------------------------
+echo 32 >/proc/sys/kernel/pgtable_replication_cache
+check_eq "pgtable_replication_cache reads back 32" 32 "$(cat /proc/sys/kernel/pgtable_replication_cache)"
+check_eq "32 pages reserved on each of the $nnodes nodes" $((32 * nnodes)) "$(vmstat nr_pgtable_repl_cache)"
+before=$(vmstat pgtable_repl_alloc_cache)
+ptrepl_test basic >/dev/null 2>&1
+after=$(vmstat pgtable_repl_alloc_cache)
+if [ "$after" -gt "$before" ]; then
+	ok "replicas were taken from the reserve ($((after - before)) tables)"
+else
+	not_ok "no replica came from the reserve ($before -> $after)"
+fi
+sleep 1
+refilled=$(vmstat nr_pgtable_repl_cache)
+if [ "$refilled" -ge $((16 * nnodes)) ]; then
+	ok "the reserve was refilled ($refilled pages)"
+else
+	not_ok "the reserve was not refilled ($refilled pages)"
+fi
+echo -1 >/proc/sys/kernel/pgtable_replication_cache
+check_eq "a negative value drains the reserve" 0 "$(vmstat nr_pgtable_repl_cache)"
+
+# ---- 3. every new process --------------------------------------------------------------
+echo 1 >/proc/sys/kernel/pgtable_replication
+check_eq "a new process is replicated on every node with memory ($mem_nodes)" \
+	"$mem_nodes" "$(cat /proc/self/pgtable_replication)"
+run_ptrepl "integrity 20 s, every process replicated" integrity 20
+echo 0 >/proc/sys/kernel/pgtable_replication
+check_eq "with the sysctl back at 0, a new process is not" "" "$(cat /proc/self/pgtable_replication)"
+
+# ---- 4. every replica walked by tiermm.ko ----------------------------------------------
+if [ -c /dev/tiermm ] && tiermm pt stat --help 2>&1 | grep -q -- --replicas; then
+	ptrepl_test hold 64 &
+	holder=$!
+	sleep 2
+	if tiermm pt stat --replicas "$holder" >/tmp/ptstat.out 2>&1; then
+		ok "tiermm pt stat --replicas $holder"
+	else
+		not_ok "tiermm pt stat --replicas $holder"
+	fi
+	while IFS= read -r line; do diag "  $line"; done </tmp/ptstat.out
+	kill "$holder"
+	wait "$holder" 2>/dev/null
+else
+	ok "replica walk # SKIP tiermm.ko or tiermm pt stat --replicas not in this guest"
+fi
+
+# ---- 5. Linux's mm selftests with every process replicated ------------------------------
+if [ "$selftests" -eq 1 ]; then
+	# shellcheck source=mmselftests.sh
+	. /tests/mmselftests.sh
+	if mmst_available; then
+		mmst_setup
+		mmst_run_all plain
+		echo 1 >/proc/sys/kernel/pgtable_replication
+		mmst_run_all replicated
+		echo 0 >/proc/sys/kernel/pgtable_replication
+		mmst_compare plain replicated "page-table replication"
+	else
+		ok "mm selftests # SKIP not built (tests/kmod/build-mm-selftests.sh)"
+	fi
+fi
+tap_done
