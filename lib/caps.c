@@ -632,18 +632,37 @@ static void probe_module(struct tiermm_caps *c)
 	       (unsigned long long)api.commands);
 }
 
+int tiermm__ptrepl_probe(const struct tiermm__fs *fs, char *val, size_t len)
+{
+	char buf[32];
+
+	if (tiermm__fs_read(fs, PTREPL_SYSCTL, buf, sizeof(buf)) >= 0) {
+		if (val)
+			snprintf(val, len, "%s = %s", PTREPL_SYSCTL, buf);
+		return 0;
+	}
+	/* /proc/sys hidden (some containers): the per-process file tells. */
+	if (tiermm__fs_exists(fs, "/proc/self/pgtable_replication")) {
+		if (val)
+			snprintf(val, len, "/proc/self/pgtable_replication exists");
+		return 0;
+	}
+	if (val)
+		snprintf(val, len, "%s is missing", PTREPL_SYSCTL);
+	return -ENOTSUP;
+}
+
 static void probe_ptrepl(struct tiermm_caps *c)
 {
-	char val[32];
+	char val[128];
 
-	if (tiermm__fs_read(&c->fs, PTREPL_SYSCTL, val, sizeof(val)) >= 0)
+	if (!tiermm__ptrepl_probe(&c->fs, val, sizeof(val)))
 		setcap(c, TIERMM_CAP_PT_REPLICATION, TIERMM_CAP_PRESENT,
-		       "kernel has page-table replication (%s = %s)",
-		       PTREPL_SYSCTL, val);
+		       "kernel has page-table replication (%s)", val);
 	else
 		setcap(c, TIERMM_CAP_PT_REPLICATION, TIERMM_CAP_ABSENT,
-		       "the running kernel lacks tiermm's page-table replication patches (%s is missing)",
-		       PTREPL_SYSCTL);
+		       "the running kernel lacks tiermm's page-table replication patches (%s)",
+		       val);
 }
 
 int tiermm_caps_load(const struct tiermm_caps_opts *opts,

@@ -88,6 +88,25 @@ static inline bool tiermm__bit_test(const uint64_t *bits, unsigned int i)
 
 #define TIERMM__MAX_NODES 1024	/* the kernel's MAX_NUMNODES on x86-64 */
 
+/*
+ * Page-table replication in the kernel (tiermm's patch series): 0 when
+ * /proc/sys/kernel/pgtable_replication (or /proc/self/pgtable_replication)
+ * exists below fs's root, else -ENOTSUP; val (may be NULL) gets what was
+ * found, for messages. The probe of `tiermm caps` (caps.c).
+ */
+int tiermm__ptrepl_probe(const struct tiermm__fs *fs, char *val, size_t len);
+
+/* The probe above on the running machine (or the test root below). */
+bool tiermm__ptrepl_in_kernel(void);
+/*
+ * Tests only (ptrepl.c): read /sys and /proc below root (NULL: the running
+ * machine) and call prctl_fn instead of prctl(2) (NULL: the real one). Not
+ * thread-safe; set before calling.
+ */
+void tiermm__ptrepl_set_test(const char *root,
+			     int (*prctl_fn)(int, unsigned long, unsigned long,
+					     unsigned long, unsigned long));
+
 /* tiermm.ko handshake (module.c). */
 struct tiermm_get_api;
 /*

@@ -2,7 +2,8 @@
 /*
  * Page tables through tiermm.ko: statistics, dumps, migration and the
  * accessed-bit scanner (TIERMM_CMD_PT_STAT, _PT_DUMP, _PT_MIGRATE, _AB_SCAN
- * of <linux/tiermm.h>, API version 2).
+ * of <linux/tiermm.h>, API version 2; with API 3 PT_STAT also counts
+ * page-table replicas).
  *
  * Every call validates its arguments first, then gets the module (the
  * handshake is made once per process and kept), then, for the whole-process
@@ -34,6 +35,8 @@ _Static_assert(sizeof(struct tiermm_pt_migrate) == TIERMM_PT_MIGRATE_SIZE_VER0,
 	       "struct tiermm_pt_migrate size");
 _Static_assert(sizeof(struct tiermm_ab_scan) == TIERMM_AB_SCAN_SIZE_VER0,
 	       "struct tiermm_ab_scan size");
+_Static_assert(sizeof(struct tiermm_pt_repl_node) == 72,
+	       "struct tiermm_pt_repl_node size");
 /* The public names are the module's numbers. */
 _Static_assert(TIERMM_PT_LEVEL_PTE == TIERMM_PT_PTE &&
 	       TIERMM_PT_LEVEL_PMD == TIERMM_PT_PMD &&
@@ -62,9 +65,12 @@ _Static_assert(TIERMM_AB_SCAN_FLUSH == TIERMM_SCAN_FLUSH &&
 #define PTE_PSE (1ULL << 7)
 #define PTE_PFN_MASK UINT64_C(0x000ffffffffff000)
 
-/* Minimum sizes of the caller's result structs: their first release. */
-#define PT_NODE_MIN_SZ sizeof(struct tiermm_pt_node)
-#define PT_SUMMARY_MIN_SZ sizeof(struct tiermm_pt_summary)
+/*
+ * Minimum sizes of the caller's result structs: their first release (0.2.0;
+ * the replica fields came later).
+ */
+#define PT_NODE_MIN_SZ offsetof(struct tiermm_pt_node, replica)
+#define PT_SUMMARY_MIN_SZ offsetof(struct tiermm_pt_summary, replica_nodes)
 #define PT_MIGRATE_RES_MIN_SZ sizeof(struct tiermm_pt_migrate_result)
 #define AB_BATCH_MIN_SZ sizeof(struct tiermm_ab_batch)
 
@@ -178,7 +184,8 @@ static const char *cmd_name(unsigned int cmd)
  * loaded), -EPROTO (too old, or without cmd), -EACCES, ... with a message
  * that starts with what.
  */
-static int dev_get(unsigned int cmd, const char *what, struct devh *h)
+static int dev_get_api(unsigned int cmd, const char *what, struct devh *h,
+		       struct tiermm_get_api *answer)
 {
 	struct tiermm_get_api api;
 	pid_t self = getpid();
@@ -207,6 +214,8 @@ static int dev_get(unsigned int cmd, const char *what, struct devh *h)
 	h->fd = dev_fd;
 	api = dev_api;
 	pthread_mutex_unlock(&dev_lock);
+	if (answer)
+		*answer = api;
 
 	if (api.api_version < 2)
 		return tiermm__fail(EPROTO,
@@ -218,6 +227,11 @@ static int dev_get(unsigned int cmd, const char *what, struct devh *h)
 				    what, api.api_version, cmd_name(cmd),
 				    (uint64_t)api.commands);
 	return 0;
+}
+
+static int dev_get(unsigned int cmd, const char *what, struct devh *h)
+{
+	return dev_get_api(cmd, what, h, NULL);
 }
 
 /* ioctl through h: 0 or -errno (errno not touched), EINTR retried. */
@@ -472,6 +486,10 @@ struct tiermm_pt_stats {
 	uint64_t tables_remote[TIERMM_PT_LEVEL__COUNT];
 	uint64_t tables_empty[TIERMM_PT_LEVEL__COUNT];
 	uint64_t leaf_huge[TIERMM_PT_LEVEL__COUNT];
+	/* Replicas: [nr_nodes] when the module counted them, else NULL. */
+	struct tiermm_pt_repl_node *repl;
+	int repl_nodes;		/* -1: the module cannot see replicas */
+	uint64_t repl_remote;
 };
 
 /* Highest node of a sysfs node list + 1 (0 if unreadable), bits filled. */
@@ -498,11 +516,13 @@ static void stats_free_arrays(struct tiermm_pt_stats *st)
 	free(st->leaf);
 	free(st->data);
 	free(st->online);
+	free(st->repl);
 	st->tables = st->leaf = st->data = NULL;
 	st->online = NULL;
+	st->repl = NULL;
 }
 
-static int stats_alloc(struct tiermm_pt_stats *st, unsigned int nr)
+static int stats_alloc(struct tiermm_pt_stats *st, unsigned int nr, bool repl)
 {
 	stats_free_arrays(st);
 	st->nr_nodes = nr;
@@ -510,7 +530,10 @@ static int stats_alloc(struct tiermm_pt_stats *st, unsigned int nr)
 	st->leaf = calloc(nr, sizeof(uint64_t));
 	st->data = calloc(nr, sizeof(uint64_t));
 	st->online = calloc(nr, 1);
-	if (!st->tables || !st->leaf || !st->data || !st->online)
+	if (repl)
+		st->repl = calloc(nr, sizeof(*st->repl));
+	if (!st->tables || !st->leaf || !st->data || !st->online ||
+	    (repl && !st->repl))
 		return -ENOMEM;
 	return 0;
 }
@@ -528,9 +551,11 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 {
 	static const char what[] = "page-table statistics";
 	uint64_t bits[TIERMM__MAX_NODES / 64];
+	struct tiermm_get_api api;
 	struct tiermm_pt_stats *st;
 	struct devh h;
 	unsigned int nr;
+	bool repl;
 	int ret;
 
 	if (stat)
@@ -544,9 +569,11 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 	if (!ret)
 		ret = check_range(what, start, len);
 	if (!ret)
-		ret = dev_get(TIERMM_CMD_PT_STAT, what, &h);
+		ret = dev_get_api(TIERMM_CMD_PT_STAT, what, &h, &api);
 	if (ret)
 		return ret;
+	/* Replicas: a module of API 3 counts them if it was built to. */
+	repl = api.api_version >= 3;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -569,7 +596,7 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 	for (int tries = 0;; tries++) {
 		struct tiermm_pt_stat k;
 
-		if (stats_alloc(st, nr)) {
+		if (stats_alloc(st, nr, repl)) {
 			tiermm_pt_stat_free(st);
 			return tiermm__fail(ENOMEM, "%s: out of memory", what);
 		}
@@ -582,6 +609,10 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 		k.tables_ptr = (uintptr_t)st->tables;
 		k.leaf_ptr = (uintptr_t)st->leaf;
 		k.data_ptr = (uintptr_t)st->data;
+		if (repl) {
+			k.flags = TIERMM_PT_STAT_REPLICAS;
+			k.repl_ptr = (uintptr_t)st->repl;
+		}
 		ret = dev_ioctl(&h, TIERMM_IOC_PT_STAT, &k);
 		if (ret == -ENOSPC && tries < 4 && nr < TIERMM__MAX_NODES) {
 			/* The module writes the number it needs. */
@@ -598,8 +629,23 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 		memcpy(st->tables_remote, k.tables_remote, sizeof(st->tables_remote));
 		memcpy(st->tables_empty, k.tables_empty, sizeof(st->tables_empty));
 		memcpy(st->leaf_huge, k.leaf_huge, sizeof(st->leaf_huge));
+		st->repl_nodes = (int)k.repl_nodes;
 		break;
 	}
+	/*
+	 * A module that cannot see replicas counts none; that is the truth
+	 * only on a kernel without replication.
+	 */
+	if ((!repl || !(api.features & TIERMM_FEAT_PT_REPLICAS)) &&
+	    tiermm__ptrepl_in_kernel()) {
+		st->repl_nodes = -1;
+		free(st->repl);
+		st->repl = NULL;
+	}
+	for (unsigned int n = 0; st->repl && n < st->nr_nodes; n++)
+		for (int l = 0; l < TIERMM_PT_LEVEL__COUNT; l++)
+			st->repl_remote += st->repl[n].tables[l] -
+					   st->repl[n].local[l];
 	for (unsigned int n = 0; n < st->nr_nodes; n++) {
 		st->leaf_total += st->leaf[n];
 		st->data_total += st->data[n];
@@ -650,6 +696,13 @@ int tiermm_pt_stat_node(const struct tiermm_pt_stats *stat, int node,
 		(double)stat->leaf[node] / (double)stat->leaf_total : 0.0;
 	n.data_share = stat->data_total ?
 		(double)stat->data[node] / (double)stat->data_total : 0.0;
+	if (stat->repl && stat->repl[node].present) {
+		n.replica = 1;
+		memcpy(n.replica_tables, stat->repl[node].tables,
+		       sizeof(n.replica_tables));
+		memcpy(n.replica_local, stat->repl[node].local,
+		       sizeof(n.replica_local));
+	}
 	memcpy(info, &n, n.sz);
 	return 0;
 }
@@ -695,6 +748,8 @@ int tiermm_pt_stat_summary(const struct tiermm_pt_stats *stat,
 	s.data_pages = stat->data_total;
 	s.data_node = argmax(stat->data, stat->nr_nodes);
 	s.leaf_node = argmax(stat->leaf, stat->nr_nodes);
+	s.replica_nodes = stat->repl_nodes;
+	s.replica_remote = stat->repl_remote;
 	memcpy(sum, &s, s.sz);
 	return 0;
 }

@@ -18,6 +18,9 @@
  * Page-table levels are numbered as the module numbers them: 0 holds leaf
  * PTEs (4 KiB pages), 1 PMDs (2 MiB), 2 PUDs (1 GiB), 3 the PGD (and a P4D
  * with 5-level paging).
+ *
+ * Replication (the end of this header) is the exception: it needs no
+ * module but a kernel built with tiermm's page-table replication patches.
  */
 #ifndef TIERMM_PT_H
 #define TIERMM_PT_H
@@ -25,6 +28,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <tiermm/common.h>
+
+/* libnuma's node mask (<numa.h>), for the libnuma-compatible calls below. */
+struct bitmask;
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,6 +91,19 @@ struct tiermm_pt_node {
 	double leaf_local;
 	/* Share (0..1) of the range's data pages on this node; 0 if none. */
 	double data_share;
+	/*
+	 * Added after 0.2.0 (replicated page tables, tiermm_pt_replicate()): 1
+	 * when the process has a page-table replica on this node. Then
+	 * replica_tables counts, per level, the page-table pages of that
+	 * replica's tree that map the range (its root included), and
+	 * replica_local how many of them are on this node; a replica table
+	 * the kernel could not allocate here is the master's, counted where
+	 * it is. The fields above describe the master tree only.
+	 */
+	int replica;
+	int pad0;
+	uint64_t replica_tables[TIERMM_PT_LEVEL__COUNT];
+	uint64_t replica_local[TIERMM_PT_LEVEL__COUNT];
 };
 
 /*
@@ -117,6 +136,15 @@ struct tiermm_pt_summary {
 	uint64_t data_pages;	/* all nodes, 4 KiB units */
 	int data_node;		/* node with the most data pages, -1: none */
 	int leaf_node;		/* node with the most leaf entries, -1: none */
+	/*
+	 * Added after 0.2.0: nodes holding a page-table replica of the
+	 * process (0: not replicated), or -1 when the kernel has replication
+	 * but the loaded tiermm.ko cannot see replicas (API before 3, or
+	 * built without replication support); and the replica tables that
+	 * are not on their replica's node, over all replicas.
+	 */
+	int replica_nodes;
+	uint64_t replica_remote;
 };
 
 /* Fill *sum (sum->sz set by the caller). 0 or -EINVAL. */
@@ -180,6 +208,58 @@ struct tiermm_pt_migrate_result {
 TIERMM_API int tiermm_pt_migrate(pid_t pid, uint64_t start, uint64_t len,
 				 int node, unsigned int levels,
 				 struct tiermm_pt_migrate_result *result);
+
+/* ---- Replication -------------------------------------------------------- */
+
+/*
+ * Page-table replication (Mitosis): a full copy of the process's user page
+ * tables on each of a set of nodes, kept coherent by the kernel, so that a
+ * thread's page walks stay on its own node. It needs a kernel built with
+ * tiermm's patch series (tiermm caps: pt_replication); any other kernel
+ * makes these calls fail with -ENOTSUP, and the message says so.
+ *
+ * Node sets are bit masks of unsigned long words as set_mempolicy(2) takes
+ * them: node n is bit n % (8 * sizeof(long)) of word n / (8 * sizeof(long)),
+ * maxnode is the number of bits given.
+ *
+ * pid 0 is the calling process (prctl(2) PR_SET/GET_PGTABLE_REPLICATION);
+ * another pid goes through /proc/PID/pgtable_replication, which needs the
+ * permission to ptrace-attach to it. The nodes become the process's policy:
+ * inherited by fork(2) and kept across execve(2).
+ */
+
+/*
+ * Replicate the page tables of pid on the nodes of the mask (bits
+ * maxnode and up ignored), replacing a different set; an empty mask (or
+ * NULL with maxnode 0) ends replication and frees the replicas. Every node
+ * must be online and have memory. flags must be 0. 0 or -errno: -ENOTSUP
+ * (the kernel lacks the patches, or refuses replication on this machine:
+ * page-table isolation, 5-level paging, Xen PV), -EINVAL, -ESRCH, -EPERM /
+ * -EACCES, -ENOMEM (replicas could not be allocated), -EINTR; nothing has
+ * changed after an error.
+ */
+TIERMM_API int tiermm_pt_replicate(pid_t pid, const unsigned long *nodes,
+				   unsigned int maxnode, unsigned int flags);
+
+/*
+ * The nodes holding replicas of pid's page tables now, into nodes (zeroed
+ * first; maxnode bits). Returns how many there are (0: not replicated), or
+ * -errno: -ERANGE when a replica is on a node >= maxnode (nodes unchanged),
+ * -ENOTSUP, -EINVAL, -ESRCH, -EPERM / -EACCES.
+ */
+TIERMM_API int tiermm_pt_replication(pid_t pid, unsigned long *nodes,
+				     unsigned int maxnode);
+
+/*
+ * libnuma-compatible names (as Mitosis's libnuma has them), for the calling
+ * process, with libnuma's conventions: -1 or NULL and errno on failure
+ * (tiermm_errmsg() holds the detailed message). The set call takes
+ * libnuma's struct bitmask (NULL or an empty mask disables replication);
+ * the get call returns a new one, free it with numa_bitmask_free() or
+ * free(bmp->maskp) and free(bmp).
+ */
+TIERMM_API int numa_set_pgtable_replication_mask(struct bitmask *nodes);
+TIERMM_API struct bitmask *numa_get_pgtable_replication_mask(void);
 
 /* ---- Accessed-bit scanner -------------------------------------------- */
 

@@ -51,6 +51,9 @@ static struct {
 	unsigned int dump_per_call;
 	/* AB_SCAN */
 	uint64_t scan_max_pages;
+	/* GET_API features; PT_STAT's flags as given */
+	uint64_t features;
+	uint32_t last_stat_flags;
 } fake;
 
 static int fake_open(struct tiermm_get_api *api)
@@ -62,6 +65,7 @@ static int fake_open(struct tiermm_get_api *api)
 	api->argsz = sizeof(*api);
 	api->api_version = fake.api_version;
 	api->commands = fake.commands;
+	api->features = fake.features;
 	return FAKE_FD;
 }
 
@@ -93,6 +97,23 @@ static void fake_stat(struct tiermm_pt_stat *k)
 	k->tables_empty[TIERMM_PT_PTE] = 1;
 	k->tables_local[TIERMM_PT_PMD] = 1;
 	k->leaf_huge[TIERMM_PT_PMD] = 7;
+	/* API 3 with replicas: nodes 0 and 2 hold one each; node 2's has a
+	 * PTE table on node 0 (could not be allocated on 2). */
+	if ((k->flags & TIERMM_PT_STAT_REPLICAS) &&
+	    (fake.features & TIERMM_FEAT_PT_REPLICAS)) {
+		struct tiermm_pt_repl_node *r = (void *)(uintptr_t)k->repl_ptr;
+
+		for (int n = 0; n < 3; n += 2) {
+			r[n].present = 1;
+			r[n].tables[TIERMM_PT_PTE] = 4;
+			r[n].tables[TIERMM_PT_PMD] = 1;
+			r[n].tables[TIERMM_PT_PUD] = 1;
+			r[n].tables[TIERMM_PT_PGD] = 1;
+			memcpy(r[n].local, r[n].tables, sizeof(r[n].local));
+		}
+		r[2].local[TIERMM_PT_PTE] = 3;
+		k->repl_nodes = 2;
+	}
 }
 
 /* A tree: PGD, PUD, PMD at 0 with 8 PTE tables (0-16 MiB), PMD at 1 GiB
@@ -206,7 +227,11 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 		struct tiermm_pt_stat *k = arg;
 
 		assert_int_equal(k->argsz, TIERMM_PT_STAT_SIZE_VER0);
-		assert_int_equal(k->flags, 0);
+		/* The replica flag only to a module of API 3. */
+		assert_int_equal(k->flags, fake.api_version >= 3 ?
+				 TIERMM_PT_STAT_REPLICAS : 0);
+		assert_true(!k->flags == !k->repl_ptr);
+		fake.last_stat_flags = k->flags;
 		fake.last_start = k->start;
 		fake.last_len = k->len;
 		if (k->nr_nodes < fake.need_nodes) {
@@ -564,6 +589,106 @@ static void test_stat(void **state)
 	tiermm_pt_stat_free(NULL);
 }
 
+/* A fake root where the kernel has page-table replication. */
+static char repl_root[64];
+
+static void make_repl_root(void)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(repl_root, sizeof(repl_root), "/tmp/tiermm-test-pt-XXXXXX");
+	assert_non_null(mkdtemp(repl_root));
+	snprintf(path, sizeof(path), "mkdir -p %s/proc/sys/kernel", repl_root);
+	assert_int_equal(system(path), 0);
+	snprintf(path, sizeof(path), "%s/proc/sys/kernel/pgtable_replication",
+		 repl_root);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("0\n", f);
+	fclose(f);
+}
+
+static void remove_repl_root(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", repl_root);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* API 3: replicas per node; an older module on a replication kernel: -1. */
+static void test_stat_replicas(void **state)
+{
+	struct tiermm_pt_stats *st;
+	struct tiermm_pt_node n = { .sz = sizeof(n) };
+	struct tiermm_pt_summary s = { .sz = sizeof(s) };
+	/* A caller compiled against 0.2.0: the structs end before the
+	 * replica fields. */
+	union {
+		struct tiermm_pt_node n;
+		unsigned char b[sizeof(struct tiermm_pt_node) + 8];
+	} old;
+
+	(void)state;
+	fake.api_version = 3;
+	fake.features = TIERMM_FEAT_PT_REPLICAS;
+	assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
+	assert_int_equal(fake.last_stat_flags, TIERMM_PT_STAT_REPLICAS);
+	assert_int_equal(tiermm_pt_stat_node(st, 0, &n), 0);
+	assert_int_equal(n.replica, 1);
+	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PTE], 4);
+	assert_int_equal(n.replica_local[TIERMM_PT_LEVEL_PTE], 4);
+	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PGD], 1);
+	assert_int_equal(tiermm_pt_stat_node(st, 1, &n), 0);
+	assert_int_equal(n.replica, 0);
+	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PGD], 0);
+	assert_int_equal(tiermm_pt_stat_node(st, 2, &n), 0);
+	assert_int_equal(n.replica, 1);
+	assert_int_equal(n.replica_local[TIERMM_PT_LEVEL_PTE], 3);
+	/* The master's numbers are unchanged. */
+	assert_int_equal(n.tables[TIERMM_PT_LEVEL_PTE], 1);
+	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+	assert_int_equal(s.replica_nodes, 2);
+	assert_int_equal(s.replica_remote, 1);
+	/* The 0.2.0 size is accepted and nothing past it is written. */
+	memset(&old, 0xee, sizeof(old));
+	old.n.sz = offsetof(struct tiermm_pt_node, replica);
+	assert_int_equal(tiermm_pt_stat_node(st, 0, &old.n), 0);
+	assert_int_equal(old.n.tables[TIERMM_PT_LEVEL_PTE], 3);
+	assert_int_equal(old.b[offsetof(struct tiermm_pt_node, replica)], 0xee);
+	old.n.sz = offsetof(struct tiermm_pt_node, replica) - 1;
+	assert_int_equal(tiermm_pt_stat_node(st, 0, &old.n), -EINVAL);
+	s.sz = offsetof(struct tiermm_pt_summary, replica_nodes);
+	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+	tiermm_pt_stat_free(st);
+
+	/* Built without replication support, on a kernel without it: 0. */
+	fake.features = 0;
+	assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
+	s.sz = sizeof(s);
+	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+	if (!tiermm__ptrepl_in_kernel())
+		assert_int_equal(s.replica_nodes, 0);
+	tiermm_pt_stat_free(st);
+
+	/* The same, or an API 2 module, on a kernel with replication: -1. */
+	make_repl_root();
+	tiermm__ptrepl_set_test(repl_root, NULL);
+	for (uint32_t api = 2; api <= 3; api++) {
+		tiermm__pt_set_dev(&fake_dev);	/* a new handshake */
+		fake.api_version = api;
+		assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
+		assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+		assert_int_equal(s.replica_nodes, -1);
+		assert_int_equal(tiermm_pt_stat_node(st, 0, &n), 0);
+		assert_int_equal(n.replica, 0);
+		tiermm_pt_stat_free(st);
+	}
+	tiermm__ptrepl_set_test(NULL, NULL);
+	remove_repl_root();
+}
+
 /* The lowest and highest user address of this process. */
 static void self_span(uint64_t *lo, uint64_t *hi)
 {
@@ -829,6 +954,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fork, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_errors, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_stat, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_stat_replicas, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_whole_process, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_dump, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate, fake_setup, fake_teardown),

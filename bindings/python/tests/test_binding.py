@@ -614,6 +614,33 @@ class TestPageTables(unittest.TestCase):
             tiermm.pt_stat(0, 4097, 4096)   # not 4096-aligned: rejected before the module
         self.assertEqual(cm.exception.errno, errno.EINVAL)
 
+    def test_replication_input(self):
+        with self.assertRaises(ValueError):
+            tiermm.pt_replicate([-1])
+        with self.assertRaises(TiermmError) as cm:
+            tiermm.pt_replicate([0], pid=-3)
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        self.assertEqual(cm.exception.function, "tiermm_pt_replicate")
+        with self.assertRaises(TiermmError) as cm:
+            tiermm.pt_replicate([5000])     # no such node, whatever the kernel
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        self.assertIn("node 5000", cm.exception.message)
+
+    def test_replication_without_kernel(self):
+        if tiermm.caps().present(Cap.PT_REPLICATION):
+            self.skipTest("this kernel has page-table replication (the guest tests cover it)")
+        for name, call in {"pt_replicate": lambda: tiermm.pt_replicate([Machine.node0]),
+                           "pt_replicate none": lambda: tiermm.pt_replicate(None),
+                           "pt_replication": tiermm.pt_replication,
+                           "pt_replication pid": lambda: tiermm.pt_replication(os.getpid())
+                           }.items():
+            with self.subTest(call=name):
+                with self.assertRaises(TiermmError) as cm:
+                    call()
+                self.assertEqual(cm.exception.errno, errno.ENOTSUP)
+                self.assertIn("lacks tiermm's page-table replication patches",
+                              cm.exception.message)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -18,9 +18,9 @@ library's error code and whose strerror is tiermm_errmsg(). Buffers are
 anything exposing a writable buffer (mmap.mmap, bytearray, memoryview,
 numpy arrays); read-only ones are refused with TypeError.
 
-Page-table replication is not here: libtiermm has no C API for it yet
-(no tiermm_pt_replicate; it waits for a kernel patch series), so the
-binding has nothing to wrap. caps() reports whether the kernel has the
+Page-table replication (pt_replicate, pt_replication) needs a kernel
+built with tiermm's patch series; on any other kernel it raises
+TiermmError with errno ENOTSUP. caps() reports whether the kernel has the
 patches (Cap.PT_REPLICATION).
 
 The library is found through TIERMM_LIBRARY, else the path CMake wrote
@@ -39,8 +39,8 @@ from ._enums import (NODE_AUTO, AbScanFlag, AllocFlag, Cap, CapState, Hint,
 from ._errors import TiermmError
 from .caps import CapInfo, Caps, CapsNode, cap_help, cap_name, caps
 from .pagetables import (AbBatch, AbScanner, PtMigrateResult, PtNode, PtStats,
-                         PtSummary, pt_dump, pt_level_name, pt_migrate, pt_skip_name,
-                         pt_stat)
+                         PtSummary, pt_dump, pt_level_name, pt_migrate, pt_replicate,
+                         pt_replication, pt_skip_name, pt_stat)
 from .placement import (MoveResult, Residency, TierMemory, alloc_tier, hint,
                         hint_name, move, move_range, residency, residency_range)
 from .runtime import Runtime, RuntimeStats
@@ -68,6 +68,7 @@ __all__ = [
     # page tables
     "pt_stat", "PtStats", "PtNode", "PtSummary", "pt_dump", "pt_migrate",
     "PtMigrateResult", "AbScanner", "AbBatch", "pt_level_name", "pt_skip_name",
+    "pt_replicate", "pt_replication",
 ]
 
 #: Path or soname the library was loaded from.

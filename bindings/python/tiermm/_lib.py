@@ -19,7 +19,7 @@ import ctypes
 import errno
 import os
 from ctypes import (POINTER, c_char_p, c_double, c_int, c_size_t, c_uint,
-                    c_uint32, c_uint64, c_void_p)
+                    c_uint32, c_uint64, c_ulong, c_void_p)
 
 from . import _structs as S
 from ._errors import TiermmError
@@ -101,6 +101,8 @@ _PROTOTYPES = [
     ("tiermm_ab_scan_next", "check", [c_void_p, POINTER(S.tiermm_ab_batch)]),
     ("tiermm_ab_scan_rewind", "check", [c_void_p]),
     ("tiermm_ab_scan_close", None, [c_void_p]),
+    ("tiermm_pt_replicate", "check", [S.c_pid_t, POINTER(c_ulong), c_uint, c_uint]),
+    ("tiermm_pt_replication", "check", [S.c_pid_t, POINTER(c_ulong), c_uint]),
     # runtime.h
     ("tiermm_runtime_start", "check",
      [POINTER(S.tiermm_runtime_opts), POINTER(c_void_p)]),
@@ -110,7 +112,10 @@ _PROTOTYPES = [
     ("tiermm_runtime_set_budget_share", "check", [c_void_p, c_double]),
 ]
 
-# Exported symbols this binding deliberately does not wrap, and why.
+# Exported symbols this binding deliberately does not wrap, and why. The
+# library's libnuma-compatible names (numa_set/get_pgtable_replication_mask)
+# are not tiermm_ symbols: they take libnuma's struct bitmask and do what
+# pt_replicate(nodes) and pt_replication() do for this process.
 NOT_BOUND = {}
 
 

@@ -189,6 +189,11 @@ class tiermm_pt_node(Structure):
         ("data_pages", c_uint64),
         ("leaf_local", c_double),
         ("data_share", c_double),
+        # Added after 0.2.0: page-table replicas.
+        ("replica", c_int),
+        ("pad0", c_int),
+        ("replica_tables", c_uint64 * PT_LEVEL_COUNT),
+        ("replica_local", c_uint64 * PT_LEVEL_COUNT),
     ]
 
 
@@ -208,6 +213,9 @@ class tiermm_pt_summary(Structure):
         ("data_pages", c_uint64),
         ("data_node", c_int),
         ("leaf_node", c_int),
+        # Added after 0.2.0: page-table replicas.
+        ("replica_nodes", c_int),
+        ("replica_remote", c_uint64),
     ]
 
 

@@ -8,10 +8,12 @@ Ranges are (start, length) of the target's address space, multiples of
 4096; start=0, length=0 means the whole process. pid 0 is this process.
 For a buffer of this process, address_range(buf) gives its page range.
 
-Page-table *replication* (issue 7: a kernel patch series) has no C API in
-this libtiermm (there is no tiermm_pt_replicate); the binding does not
-invent one. caps().state(Cap.PT_REPLICATION) reports whether the running
-kernel has the patches.
+Page-table *replication* (issue 7) needs a kernel built with tiermm's
+patch series, not the module: pt_replicate(nodes, pid) and
+pt_replication(pid) raise TiermmError with errno ENOTSUP on any other
+kernel (caps().state(Cap.PT_REPLICATION) tells beforehand). pt_stat()
+reports, per node, the replica the process has there (PtNode.replica,
+replica_tables, replica_local).
 """
 
 import ctypes
@@ -22,7 +24,8 @@ from . import _structs as S
 from ._enums import NODE_AUTO, AbScanFlag, PtDumpFormat, PtLevel, PtLevels, PtSkip
 
 __all__ = ["pt_stat", "PtStats", "PtNode", "PtSummary", "pt_dump", "pt_migrate",
-           "PtMigrateResult", "AbScanner", "AbBatch", "pt_level_name", "pt_skip_name"]
+           "PtMigrateResult", "AbScanner", "AbBatch", "pt_level_name", "pt_skip_name",
+           "pt_replicate", "pt_replication"]
 
 
 def pt_level_name(level):
@@ -50,6 +53,10 @@ class PtNode:
     data_pages: int     # 4 KiB units
     leaf_local: float   # the vMitosis metric, 0..1
     data_share: float   # 0..1
+    # Replicated page tables (the fields above are the master tree's):
+    replica: bool = False       # the process has a replica on this node
+    replica_tables: dict = dataclasses.field(default_factory=dict)  # {PtLevel: n}
+    replica_local: dict = dataclasses.field(default_factory=dict)   # of those, here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +75,8 @@ class PtSummary:
     data_pages: int
     data_node: int          # -1: none
     leaf_node: int          # -1: none
+    replica_nodes: int = 0  # nodes with a replica; -1: tiermm.ko cannot see them
+    replica_remote: int = 0  # replica tables not on their replica's node
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,16 +99,48 @@ def pt_stat(pid=0, start=0, length=0):
             n = S.new(S.tiermm_pt_node)
             _lib.lib.tiermm_pt_stat_node(h, i, ctypes.byref(n))
             nodes.append(PtNode(n.node, bool(n.online), _per_level(n.tables),
-                                n.leaf_entries, n.data_pages, n.leaf_local, n.data_share))
+                                n.leaf_entries, n.data_pages, n.leaf_local, n.data_share,
+                                bool(n.replica), _per_level(n.replica_tables),
+                                _per_level(n.replica_local)))
         s = S.new(S.tiermm_pt_summary)
         _lib.lib.tiermm_pt_stat_summary(h, ctypes.byref(s))
         summary = PtSummary(s.pid, bool(s.whole), s.start, s.len, _per_level(s.tables),
                             _per_level(s.tables_local), _per_level(s.tables_remote),
                             _per_level(s.tables_empty), _per_level(s.leaf_huge),
-                            s.leaf_entries, s.data_pages, s.data_node, s.leaf_node)
+                            s.leaf_entries, s.data_pages, s.data_node, s.leaf_node,
+                            s.replica_nodes, s.replica_remote)
     finally:
         _lib.lib.tiermm_pt_stat_free(h)
     return PtStats(nodes, summary)
+
+
+_LONG_BITS = 8 * ctypes.sizeof(ctypes.c_ulong)
+
+
+def pt_replicate(nodes, pid=0):
+    """Replicate the page tables of pid (0: this process) on nodes, an
+    iterable of node numbers; None or an empty one ends replication. The
+    set is inherited by fork and kept across exec. Needs tiermm's kernel
+    patches (else TiermmError ENOTSUP); another pid needs the right to
+    ptrace-attach to it."""
+    nodes = sorted({int(n) for n in nodes}) if nodes is not None else []
+    if nodes and nodes[0] < 0:
+        raise ValueError("node numbers are 0 or more, got %d" % nodes[0])
+    maxnode = nodes[-1] + 1 if nodes else 0
+    words = (ctypes.c_ulong * max(1, -(-maxnode // _LONG_BITS)))()
+    for n in nodes:
+        words[n // _LONG_BITS] |= 1 << (n % _LONG_BITS)
+    _lib.lib.tiermm_pt_replicate(int(pid), words, maxnode, 0)
+
+
+def pt_replication(pid=0):
+    """The nodes holding a replica of pid's page tables now, as a frozenset
+    (empty: not replicated)."""
+    maxnode = 1024
+    words = (ctypes.c_ulong * (maxnode // _LONG_BITS))()
+    _lib.lib.tiermm_pt_replication(int(pid), words, maxnode)
+    return frozenset(n for n in range(maxnode)
+                     if words[n // _LONG_BITS] >> (n % _LONG_BITS) & 1)
 
 
 def pt_dump(pid=0, start=0, length=0, *, json=False, entries=False):
