@@ -181,6 +181,19 @@ bool tiermm_mm_replicated(struct mm_struct *mm)
 #endif
 }
 
+bool tiermm_clear_young(unsigned long *entry)
+{
+	bool young = false;
+
+	if (READ_ONCE(*entry) & _PAGE_ACCESSED)
+		young = test_and_clear_bit(_PAGE_BIT_ACCESSED, entry);
+#ifdef CONFIG_PGTABLE_REPLICATION
+	if (pgtable_repl_on())
+		young |= pgtable_repl_clear_young(entry);
+#endif
+	return young;
+}
+
 int tiermm_page_node(struct page *page)
 {
 	return page_to_nid(page);

@@ -30,11 +30,13 @@
  *   TIERMM_SCAN_FLUSH one flush of every CPU's TLB ends the call
  *   (flush_tlb_mm_range() is not exported).
  *
- * Replicated page tables (tiermm's kernel series): the CPUs of each node
- * set accessed bits in that node's replica, whose locking is the kernel's
- * own; clearing the master's bits alone would report wrong results, so
- * such a process is refused with -EBUSY (checked under each hold of the
- * mmap lock; bits cleared in earlier chunks of the call stay cleared).
+ * Replicated page tables (tiermm's kernel series, CONFIG_PGTABLE_REPLICATION):
+ * the CPUs of each node set accessed bits in that node's copy of the
+ * entry. The series' ptep_get()/pmdp_get() OR the copies' bits in, and
+ * its ptep_test_and_clear_young() clears the master's bit and then the
+ * copies' with pgtable_repl_clear_young() (exported), under the same
+ * table lock; tiermm_clear_young() does the same here, so a replicated
+ * process is scanned like any other.
  *
  * Not scanned: VM_HUGETLB VMAs (hugetlb entries need the hugetlb VMA lock,
  * which is not exported, and hugetlb PMD tables can be shared and freed
@@ -143,8 +145,7 @@ static int tiermm_scan_ptes(struct tiermm_scan *s, pmd_t *pmdp, pmd_t pmd,
 
 		if (!pte_present(pte) || !pte_young(pte))
 			continue;
-		if (!test_and_clear_bit(_PAGE_BIT_ACCESSED,
-					(unsigned long *)&ptep->pte))
+		if (!tiermm_clear_young((unsigned long *)&ptep->pte))
 			continue;
 		if (!pte_special(pte))
 			tiermm_scan_set_young(pte_pfn(pte));
@@ -168,8 +169,7 @@ static int tiermm_scan_thp(struct tiermm_scan *s, pmd_t *pmdp,
 		spin_unlock(ptl);
 		return -EAGAIN;
 	}
-	if (pmd_young(pmd) &&
-	    test_and_clear_bit(_PAGE_BIT_ACCESSED, (unsigned long *)pmdp)) {
+	if (pmd_young(pmd) && tiermm_clear_young((unsigned long *)pmdp)) {
 		tiermm_scan_set_young(pmd_pfn(pmd));
 		tiermm_scan_mark(s, addr, (end - addr) >> PAGE_SHIFT);
 	}
@@ -435,12 +435,6 @@ long tiermm_ioctl_ab_scan(void __user *uarg)
 		ret = mmap_read_lock_killable(mm);
 		if (ret)
 			break;
-		/* Replicas hold accessed bits we cannot clear (uapi). */
-		if (tiermm_mm_replicated(mm)) {
-			mmap_read_unlock(mm);
-			ret = -EBUSY;
-			break;
-		}
 		ret = tiermm_scan_range(&s, cursor, chunk_end);
 		mmap_read_unlock(mm);
 		stop = ret == TIERMM_SCAN_STOP ? s.stop : chunk_end;

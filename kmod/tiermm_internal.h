@@ -51,6 +51,14 @@ int tiermm_check_range(u64 start, u64 len);
 bool tiermm_mm_replicated(struct mm_struct *mm);
 
 /*
+ * common.c: test and clear the accessed bit of a present leaf entry (a PTE
+ * or a huge PMD), as ptep_test_and_clear_young() does without its VMA:
+ * the entry's own bit and, with page-table replication, its copies' bits.
+ * The caller holds the entry's page-table lock. True if a bit was set.
+ */
+bool tiermm_clear_young(unsigned long *entry);
+
+/*
  * common.c: the node of a page-table page given the struct page (or the
  * folio) holding it; NUMA_NO_NODE never occurs for valid pages.
  */

@@ -45,9 +45,9 @@
 #define TIERMM_CMD_PT_MIGRATE	0x03	/* API 2 */
 #define TIERMM_CMD_AB_SCAN	0x04	/* API 2 */
 /*
- * API 3 adds no command: PT_STAT takes TIERMM_PT_STAT_REPLICAS, and
- * PT_MIGRATE and AB_SCAN refuse a process with replicated page tables
- * (-EBUSY).
+ * API 3 adds no command: PT_STAT takes TIERMM_PT_STAT_REPLICAS, PT_MIGRATE
+ * refuses a process with replicated page tables (-EBUSY), and AB_SCAN
+ * clears the accessed bits of the replicas too.
  */
 
 /**
@@ -404,10 +404,10 @@ struct tiermm_pt_migrate {
  * whole, even if the range covers part of it); 1 GiB leaves are not.
  * Accessed bits kept by secondary MMUs (mmu notifiers) are not cleared.
  *
- * A process whose page tables are replicated is refused with -EBUSY (API
- * 3): its CPUs set accessed bits in their own node's replica, which the
- * module has no safe way to clear (the kernel's replica locking is its
- * own), and a scan of the master tree alone would report wrong results.
+ * A process whose page tables are replicated (API 3 built against a
+ * kernel with replication): an entry is accessed when the master or any
+ * replica has its accessed bit set, and all of them are cleared, as the
+ * kernel's ptep_test_and_clear_young() does.
  */
 struct tiermm_ab_scan {
 	__u32 argsz;
