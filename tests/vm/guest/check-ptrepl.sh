@@ -10,9 +10,13 @@
 # 2. The reserve: kernel.pgtable_replication_cache fills and drains every node.
 # 3. kernel.pgtable_replication=1: every new process is replicated on every node with
 #    memory; the integrity run again that way.
-# 4. With tiermm.ko loaded: the walk of every replica (tiermm pt stat --replicas): each
+# 4. CPU-group mode (vMitosis's NUMA-oblivious VMs): kernel.pgtable_replication_groups
+#    names groups of CPUs (one group per socket; here the two sockets' CPUs) and the tests
+#    of part 1 run again with masks of groups; setting groups while a process is
+#    replicated is refused (EBUSY).
+# 5. With tiermm.ko loaded: the walk of every replica (tiermm pt stat --replicas): each
 #    replica's tables all on its node.
-# 5. --selftests: Linux's mm selftests (mmselftests.sh) without replication, then with
+# 6. --selftests: Linux's mm selftests (mmselftests.sh) without replication, then with
 #    kernel.pgtable_replication=1 (every selftest process replicated): same results.
 # The rig fails the run on any BUG/WARNING/KASAN/lockdep report in the kernel log.
 # shellcheck source=tap.sh
@@ -89,7 +93,42 @@ run_ptrepl "integrity 20 s, every process replicated" integrity 20
 echo 0 >/proc/sys/kernel/pgtable_replication
 check_eq "with the sysctl back at 0, a new process is not" "" "$(cat /proc/self/pgtable_replication)"
 
-# ---- 4. every replica walked by tiermm.ko ----------------------------------------------
+# ---- 4. CPU groups ------------------------------------------------------------------------
+groups=""
+for n in /sys/devices/system/node/node[0-9]*; do
+	c=$(cat "$n/cpulist")
+	[ -n "$c" ] && groups="$groups${groups:+;}$c"
+done
+if echo "$groups" >/proc/sys/kernel/pgtable_replication_groups; then
+	ok "pgtable_replication_groups accepts one group per socket ($groups)"
+else
+	not_ok "pgtable_replication_groups refused $groups"
+fi
+check_eq "pgtable_replication_groups reads back" "$groups" \
+	"$(cat /proc/sys/kernel/pgtable_replication_groups)"
+if echo "0-1;1-2" >/proc/sys/kernel/pgtable_replication_groups 2>/dev/null; then
+	not_ok "overlapping groups accepted"
+else
+	ok "overlapping groups refused"
+fi
+ptrepl_test hold 8 >/tmp/hold.out &
+holder=$!
+sleep 2
+if echo "" >/proc/sys/kernel/pgtable_replication_groups 2>/dev/null; then
+	not_ok "groups changed while a process is replicated"
+else
+	ok "groups cannot change while a process is replicated (EBUSY)"
+fi
+kill "$holder"
+wait "$holder" 2>/dev/null
+sleep 1
+run_ptrepl "basic, CPU groups" basic
+run_ptrepl "dirty, CPU groups" dirty
+run_ptrepl "integrity 15 s, CPU groups" integrity 15
+echo "" >/proc/sys/kernel/pgtable_replication_groups
+check_eq "back to node mode" "" "$(cat /proc/sys/kernel/pgtable_replication_groups)"
+
+# ---- 5. every replica walked by tiermm.ko ----------------------------------------------
 if [ -c /dev/tiermm ] && tiermm pt stat --help 2>&1 | grep -q -- --replicas; then
 	ptrepl_test hold 64 &
 	holder=$!
@@ -106,7 +145,7 @@ else
 	ok "replica walk # SKIP tiermm.ko or tiermm pt stat --replicas not in this guest"
 fi
 
-# ---- 5. Linux's mm selftests with every process replicated ------------------------------
+# ---- 6. Linux's mm selftests with every process replicated ------------------------------
 if [ "$selftests" -eq 1 ]; then
 	# shellcheck source=mmselftests.sh
 	. /tests/mmselftests.sh
