@@ -285,6 +285,10 @@ static int kernel_fail(int err, const char *what, pid_t pid, uint64_t start,
 	case ENOMEM:
 		return tiermm__fail(ENOMEM, "%s: pid %d: out of memory in the kernel",
 				    what, (int)pid);
+	case EBUSY:
+		return tiermm__fail(EBUSY,
+				    "%s: pid %d: its page tables are replicated (tiermm_pt_replicate), and tiermm.ko does not move replicated page tables: the kernel keeps every copy on its own node; end replication first to move the master tables",
+				    what, (int)pid);
 	case EOPNOTSUPP:
 		return tiermm__fail(EOPNOTSUPP,
 				    "%s: pid %d: tiermm.ko does not move the page tables of a process with MMU notifiers (KVM, an IOMMU sharing its page tables, HMM/ODP drivers: they may cache the old tables; refused until the process exits or execs), nor in a Xen PV guest",

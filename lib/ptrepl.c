@@ -322,7 +322,7 @@ int tiermm_pt_replicate(pid_t pid, const unsigned long *nodes,
 
 int tiermm_pt_replication(pid_t pid, unsigned long *nodes, unsigned int maxnode)
 {
-	static const char what[] = "page-table replication query";
+	static const char what[] = "page-table replication";
 	unsigned long kmask[TIERMM__MAX_NODES / LONG_BITS];
 	uint64_t bits[NODE_WORDS];
 	char path[64], buf[4096];

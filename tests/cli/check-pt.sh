@@ -1,8 +1,10 @@
 #!/bin/bash
 # `tiermm pt` on this machine: usage errors (status 2 with a message), the
-# missing module (status 1 with how to load it), and, with fake_tiermm.so
-# preloaded in place of tiermm.ko, stat, dump, migrate with its check, and
-# follow, end to end.
+# missing module (status 1 with how to load it), the kernel without page-table
+# replication (status 1 saying so), and, with fake_tiermm.so preloaded in
+# place of tiermm.ko (and, for replication, of the patched kernel's files),
+# stat, dump, migrate with its check, follow, replicate and replication, end
+# to end.
 # Usage: check-pt.sh TIERMM_BINARY FAKE_TIERMM_SO
 set -uo pipefail
 tiermm=$1
@@ -53,6 +55,15 @@ expect 2 "'0' is not a number in 0.01-86400" pt follow 1 --interval 0
 expect 2 "'-1' is not a number of rounds" pt follow 1 --count -1
 expect 2 "'101' is not a number in 0-100" pt follow 1 --threshold 101
 expect 2 "unknown option or missing argument '--json'" pt follow 1 --json
+expect 2 "missing NODES" pt replicate 1
+expect 2 "'0-x' is not a node list" pt replicate 1 0-x
+expect 2 "'3-1' is not a node list" pt replicate 1 3-1
+expect 2 "'1,' is not a node list" pt replicate 1 1,
+expect 2 "'2000' is not a node list" pt replicate 1 2000
+expect 2 "unexpected argument '1'" pt replicate 1 0 1
+expect 2 "unknown option or missing argument '--node'" pt replicate 1 0 --node 0
+expect 2 "unknown option or missing argument '--range'" pt replication 1 --range 0x0-0x1000
+expect 2 "missing PID" pt replication
 
 # 2. Help.
 expect 0 "tiermm pt follow PID" pt --help
@@ -60,11 +71,21 @@ expect 0 "--threshold PCT" help pt
 expect 0 "^  -e, --entries" pt dump --help
 "$tiermm" pt stat --help | grep -q -- --entries && fail "pt stat --help lists --entries"
 
+expect 0 "^Usage: tiermm pt replicate PID NODES" pt replicate --help
+expect 0 "^  -j, --json" pt replication --help
+
 # 3. Without the module (only where it is not loaded).
 if [ ! -e /dev/tiermm ]; then
 	expect 1 "tiermm.ko is not loaded.*modprobe tiermm" pt stat $$
 	expect 1 "tiermm.ko is not loaded.*modprobe tiermm" pt migrate $$ --node auto
 	expect 1 "tiermm.ko is not loaded.*modprobe tiermm" pt follow $$ --count 1
+fi
+# Without the replication patches (only on such a kernel): nothing is done.
+if [ ! -e /proc/sys/kernel/pgtable_replication ]; then
+	expect 1 "lacks tiermm's page-table replication patches" pt replicate $$ 0
+	expect 1 "lacks tiermm's page-table replication patches" pt replicate $$ none
+	expect 1 "lacks tiermm's page-table replication patches" pt replication $$
+	expect 1 "node 1000 does not exist" pt replicate $$ 0,1000
 fi
 
 # 4. With the fake module.
@@ -130,6 +151,50 @@ fi
 sleep 0.5 &
 expect 0 "^round [0-9]+: pid $! exited$" pt follow $! --interval 0.2
 expect 1 "pid 2147483647: no such process" pt follow 2147483647
+
+# Replication, with the fake playing a two-node kernel with the patches.
+mkdir "$tmp/repl"
+echo 0 >"$tmp/repl/sysctl"
+echo 0-1 >"$tmp/repl/online"
+echo 0-1 >"$tmp/repl/possible"
+echo 0-1 >"$tmp/repl/has_memory"
+printf '\n' >"$tmp/repl/repl"
+export TIERMM_FAKE_REPL=$tmp/repl
+expect 0 "^pid $sleeper: page tables not replicated$" pt replication $sleeper
+expect 0 "^replicas: none \(the page tables are not replicated\)$" pt stat $sleeper
+expect 0 "^check: ok, the kernel reports replicas on exactly these nodes$" pt replicate $sleeper 0-1
+grep -q "^pid $sleeper: page tables replicated on nodes 0-1$" "$tmp/out" || fail "replicate: first line: $(cat "$tmp/out")"
+[ "$(cat "$tmp/repl/repl")" = 0-1 ] || fail "replicate wrote '$(cat "$tmp/repl/repl")', expected 0-1"
+expect 0 "^pid $sleeper: page tables replicated on nodes 0-1 \(2 replicas\)$" pt replication $sleeper
+expect 0 '^\{"pid":[0-9]+,"replicated":true,"nodes":"0-1","replicas":2\}$' pt replication $sleeper --json
+expect 0 "^replicas on 2 nodes" pt stat $sleeper
+grep -qE "^1 +4/4 +1/1 +1/1 +1/1 +100.0%$" "$tmp/out" || fail "stat: replica line of node 1: $(cat "$tmp/out")"
+grep -q "^every replica table is on its replica's node$" "$tmp/out" || fail "stat: replica summary"
+export TIERMM_FAKE_REPL_FAIL=1
+expect 0 "^1 replica table is not on its replica's node" pt stat $sleeper
+grep -qE "^1 +3/4 +1/1 +1/1 +1/1 +85.7%$" "$tmp/out" || fail "stat: replica line with a failed table: $(cat "$tmp/out")"
+"$tiermm" pt stat $sleeper --json >"$tmp/json" || fail "pt stat --json failed (replicas)"
+python3 - "$tmp/json" <<'EOF' || fail "pt stat --json: unexpected replicas: $(cat "$tmp/json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["replica_nodes"] == 2 and d["replica_remote"] == 1, d
+n = {x["node"]: x for x in d["nodes"]}
+assert n[0]["replica"] == {"tables": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1},
+                           "local": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1}}, n[0]
+assert n[1]["replica"]["local"]["pte"] == 3, n[1]
+EOF
+unset TIERMM_FAKE_REPL_FAIL
+expect 0 "^pid $sleeper: page tables replicated on nodes 1$" pt replicate $sleeper 1
+expect 0 "^1 +4/4 " pt stat $sleeper
+grep -qE "^0 +[0-9]+/" "$tmp/out" && fail "stat: node 0 still shows a replica: $(cat "$tmp/out")"
+expect 0 "^check: ok, the kernel reports no replica$" pt replicate $sleeper none
+grep -q "^pid $sleeper: page-table replication ended$" "$tmp/out" || fail "replicate none: $(cat "$tmp/out")"
+expect 0 "^pid $sleeper: page tables not replicated$" pt replication $sleeper
+expect 0 "^pid $sleeper: page tables replicated on nodes 0-1$" pt replicate $sleeper all
+echo 0 >"$tmp/repl/has_memory"
+expect 1 "node 1 has no memory" pt replicate $sleeper 1
+expect 1 "node 2 does not exist or is offline" pt replicate $sleeper 0,2
+unset TIERMM_FAKE_REPL
 
 # Kernel errors.
 export TIERMM_FAKE_ERR=1	# EPERM

@@ -11,6 +11,15 @@
  * DATA for auto) unless STUCK is 1. State lives in the file named by
  * TIERMM_FAKE_STATE ("LEAF DATA STUCK"), so it outlives one command.
  * TIERMM_FAKE_ERR=N makes every command but GET_API fail with errno N.
+ *
+ * TIERMM_FAKE_REPL=DIR also plays a kernel with page-table replication
+ * (tiermm's patch series): the module reports TIERMM_FEAT_PT_REPLICAS;
+ * /proc/sys/kernel/pgtable_replication, /sys/devices/system/node/{online,
+ * possible,has_memory} and every /proc/PID/pgtable_replication are the
+ * files sysctl, online, possible, has_memory and repl in DIR (a write of
+ * "none" reads back as an empty line, as the kernel's does); PT_STAT gives
+ * each node of repl a replica with as many tables as the master, all on
+ * that node except one PTE table of node TIERMM_FAKE_REPL_FAIL if set.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -63,6 +72,56 @@ static int is_dev(const char *path)
 	return path && !strcmp(path, "/dev/" TIERMM_DEVICE_NAME);
 }
 
+/*
+ * With TIERMM_FAKE_REPL: the file in DIR standing for path, or NULL. A
+ * replication file opened for writing is truncated; one opened for reading
+ * that holds "none" is emptied first.
+ */
+static const char *repl_path(const char *path, int *flags)
+{
+	static __thread char buf[4096];
+	const char *dir = getenv("TIERMM_FAKE_REPL"), *name = NULL, *p;
+
+	if (!dir || !path)
+		return NULL;
+	if (!strcmp(path, "/proc/sys/kernel/pgtable_replication"))
+		name = "sysctl";
+	else if (!strcmp(path, "/sys/devices/system/node/online"))
+		name = "online";
+	else if (!strcmp(path, "/sys/devices/system/node/possible"))
+		name = "possible";
+	else if (!strcmp(path, "/sys/devices/system/node/has_memory"))
+		name = "has_memory";
+	else if (!strncmp(path, "/proc/", 6) && (p = strchr(path + 6, '/')) &&
+		 !strcmp(p, "/pgtable_replication"))
+		name = "repl";
+	if (!name)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+	if (!strcmp(name, "repl")) {
+		if ((*flags & O_ACCMODE) != O_RDONLY) {
+			*flags |= O_TRUNC;
+		} else {
+			FILE *f = fopen(buf, "r");
+			char line[64] = "";
+
+			if (f) {
+				if (!fgets(line, sizeof(line), f))
+					line[0] = '\0';
+				fclose(f);
+			}
+			if (!strcmp(line, "none\n")) {
+				f = fopen(buf, "w");
+				if (f) {
+					fputs("\n", f);
+					fclose(f);
+				}
+			}
+		}
+	}
+	return buf;
+}
+
 static int fake_open(void)
 {
 	int (*real)(const char *, int, ...) =
@@ -87,6 +146,8 @@ int open(const char *path, int flags, ...)
 	if (flags & (O_CREAT | O_TMPFILE))
 		mode = va_arg(ap, mode_t);
 	va_end(ap);
+	if (repl_path(path, &flags))
+		path = repl_path(path, &flags);
 	return real(path, flags, mode);
 }
 
@@ -105,6 +166,8 @@ int open64(const char *path, int flags, ...)
 	if (flags & (O_CREAT | O_TMPFILE))
 		mode = va_arg(ap, mode_t);
 	va_end(ap);
+	if (repl_path(path, &flags))
+		path = repl_path(path, &flags);
 	return real(path, flags, mode);
 }
 
@@ -112,6 +175,48 @@ static int fail(int err)
 {
 	errno = err;
 	return -1;
+}
+
+/* PT_STAT with TIERMM_PT_STAT_REPLICAS: the replicas of DIR/repl. */
+static int repl_stat(struct tiermm_pt_stat *k)
+{
+	struct tiermm_pt_repl_node *r = (void *)(uintptr_t)k->repl_ptr;
+	const char *dir = getenv("TIERMM_FAKE_REPL");
+	const char *fail_env = getenv("TIERMM_FAKE_REPL_FAIL");
+	int fail_node = fail_env ? atoi(fail_env) : -1;
+	char path[4096], line[64] = "", *p;
+	FILE *f;
+
+	if (!(k->flags & TIERMM_PT_STAT_REPLICAS))
+		return 0;
+	memset(r, 0, k->nr_nodes * sizeof(*r));
+	k->repl_nodes = 0;
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/repl", dir);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		fclose(f);
+	}
+	/* "0", "1", "0-1" or "0,1": the fake has two nodes, each digit one. */
+	for (p = line; *p; p++) {
+		int n = *p - '0';
+
+		if (n < 0 || n > 1 || r[n].present)
+			continue;
+		r[n].present = 1;
+		r[n].tables[TIERMM_PT_PTE] = 4;
+		r[n].tables[TIERMM_PT_PMD] = 1;
+		r[n].tables[TIERMM_PT_PUD] = 1;
+		r[n].tables[TIERMM_PT_PGD] = 1;
+		memcpy(r[n].local, r[n].tables, sizeof(r[n].local));
+		if (n == fail_node)
+			r[n].local[TIERMM_PT_PTE] = 3;
+		k->repl_nodes++;
+	}
+	return 0;
 }
 
 static int do_stat(struct tiermm_pt_stat *k, const struct state *s)
@@ -147,7 +252,7 @@ static int do_stat(struct tiermm_pt_stat *k, const struct state *s)
 	}
 	k->tables_local[TIERMM_PT_PUD] = 1;
 	k->tables_local[TIERMM_PT_PGD] = 1;
-	return 0;
+	return repl_stat(k);
 }
 
 static int do_dump(struct tiermm_pt_dump *k, const struct state *s)
@@ -235,6 +340,8 @@ int ioctl(int fd, unsigned long req, ...)
 
 		a->api_version = TIERMM_API_VERSION;
 		a->features = 0x1f;
+		if (getenv("TIERMM_FAKE_REPL"))
+			a->features |= TIERMM_FEAT_PT_REPLICAS;
 		a->commands = 0x1f;
 		return 0;
 	}

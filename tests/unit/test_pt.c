@@ -528,11 +528,16 @@ static void test_kernel_errors(void **state)
 					   TIERMM_PT_LEVELS_ALL, NULL), -EOPNOTSUPP);
 	assert_int_equal(errno, EOPNOTSUPP);
 	assert_non_null(strstr(tiermm_errmsg(), "MMU notifiers"));
+	/* API 3: and processes with replicated page tables. */
+	fake.ioctl_err = EBUSY;
+	assert_int_equal(tiermm_pt_migrate(1, 0x1000, 0x1000, 0,
+					   TIERMM_PT_LEVELS_ALL, NULL), -EBUSY);
+	assert_non_null(strstr(tiermm_errmsg(), "page tables are replicated"));
 	fake.ioctl_err = 0;
 	/* The whole-process mode reads /proc/PID/maps first. */
 	assert_int_equal(tiermm_pt_stat(0x3ffffff0, 0, 0, 0, &st), -ESRCH);
 	assert_non_null(strstr(tiermm_errmsg(), "no such process"));
-	assert_int_equal(fake.calls, 7);
+	assert_int_equal(fake.calls, 8);
 }
 
 /* ---- Statistics -------------------------------------------------------- */

@@ -3,10 +3,13 @@
  * tiermm pt: a process's page tables through tiermm.ko: where they are
  * (stat), what they hold (dump), moving them (migrate), and keeping them
  * next to the process's threads as those move between nodes (follow, the
- * vMitosis treatment of "thin" workloads).
+ * vMitosis treatment of "thin" workloads); and replicating them on several
+ * nodes (replicate, replication: the Mitosis treatment of "wide" ones),
+ * which needs a kernel with tiermm's replication patches, not the module.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -30,7 +33,20 @@ static const char usage_stat_text[] =
 	"Count the page-table pages that map the process's memory, per node and level,\n"
 	"the leaf entries they hold and the data pages they map; show, for each node,\n"
 	"the share of leaf entries a thread running there finds local, and per level\n"
-	"how many tables are local to their data, remote, or empty.\n";
+	"how many tables are local to their data, remote, or empty. When the page\n"
+	"tables are replicated, also each replica: per replica node, its tables per\n"
+	"level and how many of them are on that node.\n";
+static const char usage_replicate_text[] =
+	"Usage: tiermm pt replicate PID NODES\n"
+	"Replicate the process's page tables on NODES (a node list such as 0-1 or 0,2;\n"
+	"all: every node with memory; none: end replication), then read back where the\n"
+	"replicas are. Its children and the programs it executes inherit the setting.\n"
+	"Needs a kernel with tiermm's page-table replication patches (tiermm caps:\n"
+	"pt_replication), not tiermm.ko.\n";
+static const char usage_replication_text[] =
+	"Usage: tiermm pt replication PID [--json]\n"
+	"Print the nodes holding a replica of the process's page tables (none when they\n"
+	"are not replicated). Needs a kernel with tiermm's replication patches.\n";
 static const char usage_dump_text[] =
 	"Usage: tiermm pt dump PID [--range START-END | --all] [--json] [--entries]\n"
 	"Print every page-table page that maps the process's memory, top-down: level,\n"
@@ -68,8 +84,8 @@ static const char usage_follow_text[] =
 #define OPT_HELP \
 	"  -h, --help             show this help\n"
 #define EXIT_TEXT \
-	"\nExit status: 0 on success, 1 when tiermm.ko or the process refused or the\n" \
-	"check failed, 2 on a bad command line.\n"
+	"\nExit status: 0 on success, 1 when tiermm.ko, the kernel or the process refused\n" \
+	"or the check failed, 2 on a bad command line.\n"
 
 void usage_pt(FILE *f)
 {
@@ -77,19 +93,25 @@ void usage_pt(FILE *f)
 	      "       tiermm pt dump PID [--range START-END | --all] [--json] [--entries]\n"
 	      "       tiermm pt migrate PID --node N|auto [--levels LIST] [--range START-END | --all]\n"
 	      "       tiermm pt follow PID [--interval SEC] [--count N] [--threshold PCT]\n"
+	      "       tiermm pt replicate PID NODES\n"
+	      "       tiermm pt replication PID [--json]\n"
 	      "       tiermm pt SUBCOMMAND --help\n"
-	      "Inspect and move the page tables of process PID through tiermm.ko.\n"
+	      "Inspect, move and replicate the page tables of process PID.\n"
 	      "\n"
 	      "Subcommands:\n"
-	      "  stat      page-table pages per node and level, and how local they are\n"
-	      "  dump      every page-table page, as text or JSON\n"
-	      "  migrate   move page-table pages to a node, or next to their data\n"
-	      "  follow    keep page tables local while the process's threads move\n"
+	      "  stat         page-table pages per node and level, how local they are, replicas\n"
+	      "  dump         every page-table page, as text or JSON\n"
+	      "  migrate      move page-table pages to a node, or next to their data\n"
+	      "  follow       keep page tables local while the process's threads move\n"
+	      "  replicate    replicate the page tables on nodes (none: stop)\n"
+	      "  replication  the nodes holding replicas now\n"
 	      "\n"
 	      "Options (each subcommand takes the ones its usage shows):\n"
 	      OPT_RANGE OPT_JSON OPT_ENTRIES OPT_NODE OPT_LEVELS OPT_FOLLOW OPT_HELP
-	      "\nReading page tables needs ptrace read access to the process; moving them also\n"
-	      "the same user or CAP_SYS_NICE.\n"
+	      "\nstat, dump, migrate and follow go through tiermm.ko; replicate and replication\n"
+	      "need a kernel with tiermm's page-table replication patches instead.\n"
+	      "Reading page tables needs ptrace read access to the process; moving them also\n"
+	      "the same user or CAP_SYS_NICE; replicating them the right to ptrace-attach.\n"
 	      EXIT_TEXT, f);
 }
 
@@ -101,6 +123,10 @@ static void usage_sub(FILE *f, const char *sub)
 		fputs(usage_dump_text, f);
 	else if (!strcmp(sub, "migrate"))
 		fputs(usage_migrate_text, f);
+	else if (!strcmp(sub, "replicate"))
+		fputs(usage_replicate_text, f);
+	else if (!strcmp(sub, "replication"))
+		fputs(usage_replication_text, f);
 	else
 		fputs(usage_follow_text, f);
 	fputs("\nOptions:\n", f);
@@ -110,7 +136,9 @@ static void usage_sub(FILE *f, const char *sub)
 		fputs(OPT_RANGE OPT_JSON OPT_ENTRIES, f);
 	else if (!strcmp(sub, "migrate"))
 		fputs(OPT_NODE OPT_LEVELS OPT_RANGE, f);
-	else
+	else if (!strcmp(sub, "replication"))
+		fputs(OPT_JSON, f);
+	else if (strcmp(sub, "replicate"))
 		fputs(OPT_FOLLOW, f);
 	fputs(OPT_HELP EXIT_TEXT, f);
 }
@@ -120,6 +148,7 @@ static void usage_sub(FILE *f, const char *sub)
 struct pt_args {
 	const char *sub;
 	pid_t pid;
+	const char *nodes;	/* replicate: NODES */
 	uint64_t start, len;	/* len 0: whole process */
 	bool json, entries;
 	bool have_node;
@@ -304,6 +333,13 @@ static int parse_args(struct pt_args *a, int argc, char **argv,
 		return CLI_USAGE;
 	}
 	a->pid = (pid_t)v;
+	if (!strcmp(a->sub, "replicate")) {
+		if (optind + 1 >= argc) {
+			err(a, "missing NODES (a node list, all or none; see 'tiermm pt replicate --help')");
+			return CLI_USAGE;
+		}
+		a->nodes = argv[++optind];
+	}
 	if (optind + 1 < argc) {
 		err(a, "unexpected argument '%s'", argv[optind + 1]);
 		return CLI_USAGE;
@@ -329,7 +365,41 @@ static bool node_shown(const struct tiermm_pt_node *n)
 
 	for (int l = 0; l < NR_LEVELS; l++)
 		any |= n->tables[l];
-	return n->online || any;
+	return n->online || any || n->replica;
+}
+
+/* A small file into buf (NUL-terminated, newline cut); 0 or -1. */
+static int read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* The kernel has tiermm's page-table replication (the caps probe's file). */
+static bool kernel_replicates(void)
+{
+	char buf[32];
+
+	return !read_small("/proc/sys/kernel/pgtable_replication", buf, sizeof(buf));
+}
+
+static uint64_t sum_levels(const uint64_t *v)
+{
+	uint64_t n = 0;
+
+	for (int l = 0; l < NR_LEVELS; l++)
+		n += v[l];
+	return n;
 }
 
 static void print_stat_json(const struct tiermm_pt_stats *st)
@@ -352,7 +422,19 @@ static void print_stat_json(const struct tiermm_pt_stats *st)
 		for (int l = 0; l < NR_LEVELS; l++)
 			printf("%s\"%s\":%" PRIu64, l ? "," : "",
 			       tiermm_pt_level_name(l), n.tables[l]);
-		printf("}}");
+		printf("}");
+		if (n.replica) {
+			printf(",\"replica\":{\"tables\":{");
+			for (int l = 0; l < NR_LEVELS; l++)
+				printf("%s\"%s\":%" PRIu64, l ? "," : "",
+				       tiermm_pt_level_name(l), n.replica_tables[l]);
+			printf("},\"local\":{");
+			for (int l = 0; l < NR_LEVELS; l++)
+				printf("%s\"%s\":%" PRIu64, l ? "," : "",
+				       tiermm_pt_level_name(l), n.replica_local[l]);
+			printf("}}");
+		}
+		printf("}");
 		first = false;
 	}
 	printf("],\"levels\":{");
@@ -361,8 +443,53 @@ static void print_stat_json(const struct tiermm_pt_stats *st)
 		       l ? "," : "", tiermm_pt_level_name(l), s.tables[l],
 		       s.tables_local[l], s.tables_remote[l], s.tables_empty[l],
 		       s.leaf_huge[l]);
-	printf("},\"leaf_entries\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"data_node\":%d,\"leaf_node\":%d}\n",
-	       s.leaf_entries, s.data_pages, s.data_node, s.leaf_node);
+	printf("},\"leaf_entries\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"data_node\":%d,\"leaf_node\":%d,\"replica_nodes\":%d,\"replica_remote\":%" PRIu64 "}\n",
+	       s.leaf_entries, s.data_pages, s.data_node, s.leaf_node,
+	       s.replica_nodes, s.replica_remote);
+}
+
+/* The replicas of stat: per replica node, "local/all" tables per level. */
+static void print_replicas_text(const struct tiermm_pt_stats *st,
+				const struct tiermm_pt_summary *s)
+{
+	int nr = tiermm_pt_stat_nr_nodes(st);
+
+	if (s->replica_nodes < 0) {
+		printf("\nreplicas: not counted: the loaded tiermm.ko cannot see page-table replicas\n"
+		       "(load the tiermm.ko built for this kernel, API version 3)\n");
+		return;
+	}
+	if (!s->replica_nodes) {
+		if (kernel_replicates())
+			printf("\nreplicas: none (the page tables are not replicated)\n");
+		return;
+	}
+	printf("\nreplicas on %d node%s (each node's copy: tables on that node/all, per level):\n",
+	       s->replica_nodes, s->replica_nodes == 1 ? "" : "s");
+	printf("%-5s %9s %9s %9s %9s %7s\n", "node", "pte", "pmd", "pud", "pgd",
+	       "local");
+	for (int i = 0; i < nr; i++) {
+		struct tiermm_pt_node n = { .sz = sizeof(n) };
+		uint64_t all, here;
+		char cell[NR_LEVELS][24];
+
+		if (tiermm_pt_stat_node(st, i, &n) || !n.replica)
+			continue;
+		for (int l = 0; l < NR_LEVELS; l++)
+			snprintf(cell[l], sizeof(cell[l]), "%" PRIu64 "/%" PRIu64,
+				 n.replica_local[l], n.replica_tables[l]);
+		all = sum_levels(n.replica_tables);
+		here = sum_levels(n.replica_local);
+		printf("%-5d %9s %9s %9s %9s %6.1f%%\n", n.node, cell[0], cell[1],
+		       cell[2], cell[3], all ? 100.0 * (double)here / (double)all : 100.0);
+	}
+	if (s->replica_remote)
+		printf("%" PRIu64 " replica table%s not on %s replica's node (the kernel could not\n"
+		       "allocate it there: that copy uses the master's table)\n",
+		       s->replica_remote, s->replica_remote == 1 ? " is" : "s are",
+		       s->replica_remote == 1 ? "its" : "their");
+	else
+		printf("every replica table is on its replica's node\n");
 }
 
 static void print_stat_text(const struct tiermm_pt_stats *st)
@@ -406,6 +533,7 @@ static void print_stat_text(const struct tiermm_pt_stats *st)
 	if (s.leaf_node >= 0)
 		printf(", most on node %d", s.leaf_node);
 	putchar('\n');
+	print_replicas_text(st, &s);
 }
 
 static int run_stat(struct pt_args *a)
@@ -565,6 +693,153 @@ static int run_migrate(struct pt_args *a)
 		printf("check: ok, no %s table is remote from its data\n", lv);
 	else
 		printf("check: ok, every %s table is on node %d\n", lv, a->node);
+	return fflush(stdout) ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- replicate, replication ---------------------------------------------- */
+
+#define MASK_LONGS (1024 / (8 * sizeof(unsigned long)))
+
+static void mask_set(unsigned long *m, unsigned int n)
+{
+	m[n / (8 * sizeof(long))] |= 1UL << (n % (8 * sizeof(long)));
+}
+
+static bool mask_test(const unsigned long *m, unsigned int n)
+{
+	return (m[n / (8 * sizeof(long))] >> (n % (8 * sizeof(long)))) & 1;
+}
+
+/* "0-1,3" of m (1024 bits); "none" when empty. */
+static void mask_format(const unsigned long *m, char *out, size_t len)
+{
+	size_t pos = 0;
+
+	out[0] = '\0';
+	for (unsigned int i = 0; i < 1024; i++) {
+		unsigned int j = i;
+
+		if (!mask_test(m, i))
+			continue;
+		while (j + 1 < 1024 && mask_test(m, j + 1))
+			j++;
+		pos += (size_t)snprintf(out + pos, pos < len ? len - pos : 0,
+					j > i ? "%s%u-%u" : "%s%u", pos ? "," : "", i, j);
+		i = j;
+	}
+	if (!out[0])
+		snprintf(out, len, "none");
+}
+
+/*
+ * NODES of replicate: none, all (the nodes with memory), or a list of node
+ * numbers and ranges. Whether the nodes exist and have memory is the
+ * library's to say. Returns the number of nodes, or -1 (message printed).
+ */
+static int parse_nodes(const struct pt_args *a, const char *s, unsigned long *m)
+{
+	const char *p = s;
+	int count = 0;
+
+	memset(m, 0, MASK_LONGS * sizeof(*m));
+	if (!strcmp(s, "none"))
+		return 0;
+	if (!strcmp(s, "all")) {
+		char buf[4096];
+
+		if (read_small("/sys/devices/system/node/has_memory", buf, sizeof(buf))) {
+			err(a, "all: cannot read /sys/devices/system/node/has_memory");
+			return -1;
+		}
+		return parse_nodes(a, buf, m);
+	}
+	while (*p) {
+		char *end;
+		unsigned long lo, hi;
+
+		if (*p < '0' || *p > '9')
+			goto bad;
+		lo = strtoul(p, &end, 10);
+		hi = lo;
+		p = end;
+		if (*p == '-') {
+			if (p[1] < '0' || p[1] > '9')
+				goto bad;
+			hi = strtoul(p + 1, &end, 10);
+			p = end;
+		}
+		if (hi < lo || hi >= 1024)
+			goto bad;
+		for (unsigned long n = lo; n <= hi; n++) {
+			if (!mask_test(m, (unsigned int)n))
+				count++;
+			mask_set(m, (unsigned int)n);
+		}
+		if (*p == ',' && p[1])
+			p++;
+		else if (*p)
+			goto bad;
+	}
+	if (count)
+		return count;
+bad:
+	err(a, "'%s' is not a node list (such as 0-1 or 0,2, nodes below 1024), all or none", s);
+	return -1;
+}
+
+static int run_replicate(struct pt_args *a)
+{
+	unsigned long want[MASK_LONGS], got[MASK_LONGS];
+	char wlist[4096], glist[4096];
+	int n;
+
+	n = parse_nodes(a, a->nodes, want);
+	if (n < 0)
+		return CLI_USAGE;
+	mask_format(want, wlist, sizeof(wlist));
+	if (tiermm_pt_replicate(a->pid, n ? want : NULL, n ? 1024 : 0, 0)) {
+		err(a, "%s", tiermm_errmsg());
+		return CLI_FAIL;
+	}
+	if (n)
+		printf("pid %d: page tables replicated on nodes %s\n", (int)a->pid, wlist);
+	else
+		printf("pid %d: page-table replication ended\n", (int)a->pid);
+	/* What the kernel says now. */
+	if (tiermm_pt_replication(a->pid, got, 1024) < 0) {
+		err(a, "checking: %s", tiermm_errmsg());
+		return CLI_FAIL;
+	}
+	mask_format(got, glist, sizeof(glist));
+	if (strcmp(wlist, glist)) {
+		printf("check: FAILED\n");
+		err(a, "asked for %s, the kernel reports replicas on %s", wlist, glist);
+		return CLI_FAIL;
+	}
+	printf("check: ok, %s\n", n ? "the kernel reports replicas on exactly these nodes" :
+	       "the kernel reports no replica");
+	return fflush(stdout) ? CLI_FAIL : CLI_OK;
+}
+
+static int run_replication(struct pt_args *a)
+{
+	unsigned long m[MASK_LONGS];
+	char list[4096];
+	int n = tiermm_pt_replication(a->pid, m, 1024);
+
+	if (n < 0) {
+		err(a, "%s", tiermm_errmsg());
+		return CLI_FAIL;
+	}
+	mask_format(m, list, sizeof(list));
+	if (a->json)
+		printf("{\"pid\":%d,\"replicated\":%s,\"nodes\":\"%s\",\"replicas\":%d}\n",
+		       (int)a->pid, n ? "true" : "false", n ? list : "", n);
+	else if (n)
+		printf("pid %d: page tables replicated on nodes %s (%d replica%s)\n",
+		       (int)a->pid, list, n, n == 1 ? "" : "s");
+	else
+		printf("pid %d: page tables not replicated\n", (int)a->pid);
 	return fflush(stdout) ? CLI_FAIL : CLI_OK;
 }
 
@@ -861,6 +1136,15 @@ int cmd_pt(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct option replicate_opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option replication_opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	static const struct option follow_opts[] = {
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'c' },
@@ -877,6 +1161,8 @@ int cmd_pt(int argc, char **argv)
 		{ "dump", "r:ajeh", dump_opts, run_dump },
 		{ "migrate", "n:l:r:ah", migrate_opts, run_migrate },
 		{ "follow", "i:c:t:h", follow_opts, run_follow },
+		{ "replicate", "h", replicate_opts, run_replicate },
+		{ "replication", "jh", replication_opts, run_replication },
 	};
 	struct pt_args a = {
 		.levels = TIERMM_PT_LEVELS_ALL,
@@ -909,6 +1195,7 @@ int cmd_pt(int argc, char **argv)
 		err(&a, "unknown option '%s' (a subcommand comes first: see 'tiermm pt --help')",
 		    argv[1]);
 	else
-		err(&a, "unknown subcommand '%s' (stat, dump, migrate, follow)", argv[1]);
+		err(&a, "unknown subcommand '%s' (stat, dump, migrate, follow, replicate, replication)",
+		    argv[1]);
 	return CLI_USAGE;
 }

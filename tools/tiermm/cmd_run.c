@@ -51,8 +51,9 @@ void usage_run(FILE *f)
 	      "  -p, --preferred=NODES     prefer NODES (several: MPOL_PREFERRED_MANY)\n"
 	      "  -t, --tier=N              prefer the nodes of tier N (0 is the fastest)\n"
 	      "  -N, --cpunodebind=NODES   run CMD on the CPUs of NODES only\n"
-	      "  -r, --pgtablerepl=NODES   replicate CMD's page tables on NODES: needs a kernel\n"
-	      "                            with tiermm's replication patches; not in this release\n"
+	      "  -r, --pgtablerepl=NODES   replicate CMD's page tables on NODES (and of what it\n"
+	      "                            forks and executes): needs a kernel with tiermm's\n"
+	      "                            page-table replication patches\n"
 	      "\n"
 	      "Tiering:\n"
 	      "  -b, --fast-budget=SIZE    fast-tier budget: bytes with an optional K, M, G or T\n"
@@ -83,9 +84,9 @@ void usage_run(FILE *f)
 	      "TIERMM_CONF already in the environment is kept; the options above come after it\n"
 	      "and win. TIERMM_PRELOAD=PATH names the shim to use.\n"
 	      "\n"
-	      "Exit status: CMD's; 125 when tiermm itself failed, 126 when CMD could not be\n"
-	      "executed, 127 when it was not found (or, with --strict, when the shim refused),\n"
-	      "1 for --pgtablerepl, 2 on a bad command line.\n", f);
+	      "Exit status: CMD's; 125 when tiermm itself failed (--pgtablerepl refused\n"
+	      "included), 126 when CMD could not be executed, 127 when it was not found (or,\n"
+	      "with --strict, when the shim refused), 2 on a bad command line.\n", f);
 }
 
 enum {
@@ -167,24 +168,45 @@ static int placement(struct run_args *a, const char *opt, const char *kind, cons
 	return 0;
 }
 
-/* --pgtablerepl: what `tiermm caps` reports about the kernel, as an error. */
-static int pgtablerepl(const char *val, const struct tmm_nodemask *allowed)
+/*
+ * --pgtablerepl=NODES (numactl's node syntax) into the mask that
+ * tiermm_pt_replicate() takes. CLI_USAGE for a bad list; EXIT_TIERMM when
+ * the kernel cannot replicate page tables at all (asked of this process,
+ * which changes nothing), so that CMD never starts without what was asked.
+ */
+#define REPL_LONGS (TMM_MAX_NODES / (8 * sizeof(unsigned long)))
+
+static int pgtablerepl_mask(const char *val, const struct tmm_nodemask *allowed,
+			    unsigned long *mask)
 {
-	const struct tiermm_caps *caps;
+	unsigned long self[REPL_LONGS];
 	struct tmm_nodemask m;
 
 	if (nodes_opt("pgtablerepl", val, allowed, &m))
 		return CLI_USAGE;
-	caps = tiermm_caps_get();
-	if (caps && tiermm_caps_state(caps, TIERMM_CAP_PT_REPLICATION) != TIERMM_CAP_PRESENT)
-		cli_err("run", "--pgtablerepl=%s: %s: %s (tiermm caps: pt_replication: %s)", val,
-			tiermm_strerror(-ENOTSUP),
-			tiermm_cap_help(TIERMM_CAP_PT_REPLICATION),
-			tiermm_caps_detail(caps, TIERMM_CAP_PT_REPLICATION));
-	else
-		cli_err("run", "--pgtablerepl=%s: %s: this kernel has page-table replication, but this release of tiermm cannot drive it yet",
-			val, tiermm_strerror(-ENOTSUP));
-	return CLI_FAIL;
+	memset(mask, 0, REPL_LONGS * sizeof(*mask));
+	for (int n = 0; n < TMM_MAX_NODES; n++)
+		if (tmm_node_isset(&m, n))
+			mask[n / (8 * sizeof(long))] |= 1UL << (n % (8 * sizeof(long)));
+	if (tiermm_pt_replication(0, self, TMM_MAX_NODES) < 0) {
+		cli_err("run", "--pgtablerepl=%s: %s", val, tiermm_errmsg());
+		return EXIT_TIERMM;
+	}
+	return 0;
+}
+
+/*
+ * In the process that executes CMD, just before: replicate its page tables
+ * on the nodes, a policy the kernel keeps across execve(). 0 or -1 with the
+ * message printed.
+ */
+static int pgtablerepl_apply(const char *val, const unsigned long *mask)
+{
+	if (tiermm_pt_replicate(0, mask, TMM_MAX_NODES, 0)) {
+		cli_err("run", "--pgtablerepl=%s: %s", val, tiermm_errmsg());
+		return -1;
+	}
+	return 0;
 }
 
 /* The shim: TIERMM_PRELOAD, next to this binary (../lib), or the installed one. */
@@ -560,6 +582,7 @@ int cmd_run(int argc, char **argv)
 	struct tmm_nodemask allowed;
 	char preload[PATH_MAX], stats[PATH_MAX], err[300], tmpl[PATH_MAX];
 	const char *pgtablerepl_val = NULL;
+	unsigned long repl_mask[REPL_LONGS];
 	bool tmp_stats = false;
 	struct timespec t0, t1;
 	struct rusage ru;
@@ -670,8 +693,12 @@ int cmd_run(int argc, char **argv)
 		cli_err("run", "no command to run (tiermm run [OPTIONS] -- CMD [ARGS...])");
 		return CLI_USAGE;
 	}
-	if (pgtablerepl_val)
-		return pgtablerepl(pgtablerepl_val, &allowed);
+	if (pgtablerepl_val) {
+		int ret = pgtablerepl_mask(pgtablerepl_val, &allowed, repl_mask);
+
+		if (ret)
+			return ret;
+	}
 	if (a.stats) {
 		struct tmm_conf chk;
 
@@ -734,6 +761,8 @@ int cmd_run(int argc, char **argv)
 		goto fail;
 	}
 	if (a.quiet) {
+		if (pgtablerepl_val && pgtablerepl_apply(pgtablerepl_val, repl_mask))
+			goto fail;
 		execvp(argv[optind], argv + optind);
 		cli_err("run", "%s: %s", argv[optind], strerror(errno));
 		return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
@@ -755,6 +784,14 @@ int cmd_run(int argc, char **argv)
 		int e;
 
 		close(pfd[0]);
+		/* A refusal is reported here; -1 tells the parent it was tiermm's. */
+		if (pgtablerepl_val && pgtablerepl_apply(pgtablerepl_val, repl_mask)) {
+			e = -1;
+			if (write(pfd[1], &e, sizeof(e)) != sizeof(e)) {
+				/* The parent sees status 125 alone. */
+			}
+			_exit(EXIT_TIERMM);
+		}
 		execvp(argv[optind], argv + optind);
 		e = errno;
 		if (write(pfd[1], &e, sizeof(e)) != sizeof(e)) {
@@ -780,6 +817,12 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (exec_err < 0) {
+		/* --pgtablerepl refused in the child, which said why. */
+		if (tmp_stats)
+			unlink(stats);
+		return EXIT_TIERMM;
+	}
 	if (exec_err) {
 		cli_err("run", "%s: %s", argv[optind], strerror(exec_err));
 		if (tmp_stats)
