@@ -42,17 +42,19 @@
  *
  * Replicas (a kernel with CONFIG_PGTABLE_REPLICATION, tiermm's patch
  * series): the statistics above describe the master tree, mm->pgd. With
- * TIERMM_PT_STAT_REPLICAS, each replica tree (mm->pgtable_repl->pgd[nid])
- * is walked the same way, over the same VMAs, after the master and under
- * the same hold of the mmap lock, counting its tables per level and those
- * on its node. This relies on the series' rules: mm->pgtable_repl is set
- * and cleared, and replica trees are built and freed, with mmap_lock held
+ * TIERMM_PT_STAT_REPLICAS, each replica tree (mm->pgtable_repl->pgd[slot],
+ * a slot being a node or, in the series' CPU-group mode, a group) is
+ * walked the same way, over the same VMAs, after the master and under the
+ * same hold of the mmap lock, counting its tables per level and those on
+ * the slot's node (a group: a node of its CPUs). This relies on the
+ * series' rules: replication is switched on and off (mm->pgtable_repl
+ * set, replica trees built, rings detached and freed) with mmap_lock held
  * for write, so under our read lock the replicas and their upper tables
- * stay; a replica PTE table is freed like a master one (pte_free_defer(),
- * after an RCU grace period), so the RCU rule above covers it. Where a
- * replica table could not be allocated, the replica's entry points at the
- * master's table: that table is counted in the replica's tree, on the node
- * it is on.
+ * stay; a replica table is freed with its master, through the same
+ * mmu_gather or with it after an RCU grace period (pte_free_defer()), so
+ * the RCU rule above covers replica PTE tables too. Where a replica table
+ * could not be allocated, the replica's entry points at the master's
+ * table: that table is counted in the replica's tree, where it is.
  *
  * Locality (vMitosis' bottom-up majority): a PTE table votes with its data
  * pages, one vote per 4 KiB page on that page's node; a PMD table with its
@@ -71,6 +73,7 @@
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/nodemask.h>
 #include <linux/pgtable.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
@@ -82,7 +85,7 @@
 #include <linux/uaccess.h>
 
 #ifdef CONFIG_PGTABLE_REPLICATION
-#include <linux/nodemask.h>
+#include <linux/percpu.h>
 #include <linux/pgtable_repl.h>
 #endif
 
@@ -91,8 +94,10 @@
 static_assert(sizeof(struct tiermm_pt_stat) == TIERMM_PT_STAT_SIZE_VER0);
 static_assert(sizeof(struct tiermm_pt_dump) == TIERMM_PT_DUMP_SIZE_VER0);
 static_assert(sizeof(struct tiermm_pt_dump_rec) == 32);
-static_assert(sizeof(struct tiermm_pt_repl_node) ==
+static_assert(sizeof(struct tiermm_pt_stat_repl) ==
 	      (2 * TIERMM_PT_NR_LEVELS + 1) * sizeof(u64));
+/* Records of struct tiermm_pt_stat_repl a caller may ask for. */
+#define TIERMM_REPL_NR_MAX	4096
 static_assert(PTRS_PER_PTE == 512 && PTRS_PER_PMD == 512 &&
 	      PTRS_PER_PUD == 512 && PTRS_PER_PGD == 512);
 
@@ -153,7 +158,7 @@ struct tiermm_dump_acc {
 
 /* PT_STAT with TIERMM_PT_STAT_REPLICAS: one replica tree being walked. */
 struct tiermm_repl_acc {
-	int nid;		/* the node of the replica */
+	nodemask_t local_nodes;	/* where its tables are local */
 	u64 tables[TIERMM_PT_NR_LEVELS];
 	u64 local[TIERMM_PT_NR_LEVELS];
 };
@@ -294,7 +299,7 @@ static int tiermm_walk_enter(struct tiermm_walk *w, int lv, void *table,
 			      tiermm_uapi_level[lv]]++;
 	if (w->rp) {
 		w->rp->tables[tiermm_uapi_level[lv]]++;
-		if (nid == w->rp->nid)
+		if (node_isset(nid, w->rp->local_nodes))
 			w->rp->local[tiermm_uapi_level[lv]]++;
 	}
 	return 0;
@@ -495,46 +500,106 @@ static int tiermm_walk_range(struct tiermm_walk *w, unsigned long addr,
 
 #ifdef CONFIG_PGTABLE_REPLICATION
 /*
- * PT_STAT: walk every replica tree of mm over [start, end) into repl[]
- * (nr entries, zeroed by the caller), counting the replicas in *nr_repl.
- * The caller holds the mmap lock for reading (see the top of the file).
+ * The series' slots are CPU groups (kernel.pgtable_replication_groups):
+ * in node mode every CPU's slot is its node.
  */
-static int tiermm_stat_replicas(struct mm_struct *mm, unsigned long start,
-				unsigned long end,
-				struct tiermm_pt_repl_node *repl,
-				unsigned int nr, u32 *nr_repl)
+static bool tiermm_repl_groups(void)
+{
+	int cpu;
+
+	for_each_online_cpu(cpu)
+		if (per_cpu(pgtable_repl_slot, cpu) != cpu_to_node(cpu))
+			return true;
+	return false;
+}
+
+/* The nodes where a table of slot's replica is local. */
+static void tiermm_repl_local_nodes(int slot, bool groups, nodemask_t *nodes)
+{
+	int cpu;
+
+	nodes_clear(*nodes);
+	if (!groups) {
+		node_set(slot, *nodes);
+		return;
+	}
+	for_each_online_cpu(cpu)
+		if (per_cpu(pgtable_repl_slot, cpu) == slot)
+			node_set(cpu_to_node(cpu), *nodes);
+}
+
+/*
+ * The records PT_STAT needs for mm's replicas: the highest slot + 1, 0 if
+ * not replicated. The caller holds the mmap lock.
+ */
+static unsigned int tiermm_repl_needed(struct mm_struct *mm)
 {
 	struct pgtable_repl *pr = mm->pgtable_repl;
-	struct tiermm_repl_acc acc;
-	int nid, ret;
+	unsigned int need = 0;
+	int slot;
 
 	if (!pr || !READ_ONCE(pr->active))
 		return 0;
-	for_each_node_mask(nid, pr->nodes) {
-		struct tiermm_walk w = {};
-
-		if (nid >= nr || !pr->pgd[nid])
-			continue;
-		memset(&acc, 0, sizeof(acc));
-		acc.nid = nid;
-		w.mm = mm;
-		w.pgd = pr->pgd[nid];
-		w.rp = &acc;
-		ret = tiermm_walk_range(&w, start, end);
-		if (ret)
-			return ret;
-		repl[nid].present = 1;
-		memcpy(repl[nid].tables, acc.tables, sizeof(acc.tables));
-		memcpy(repl[nid].local, acc.local, sizeof(acc.local));
-		(*nr_repl)++;
-	}
-	return 0;
+	for_each_node_mask(slot, pr->nodes)
+		need = slot + 1;
+	return need;
 }
-#else
+
+/*
+ * PT_STAT: walk every replica tree of mm over [start, end) into repl[]
+ * (nr records by slot, zeroed by the caller, nr >= tiermm_repl_needed()),
+ * counting the replicas in *count. The caller holds the mmap lock for
+ * reading (see the top of the file).
+ */
 static int tiermm_stat_replicas(struct mm_struct *mm, unsigned long start,
 				unsigned long end,
-				struct tiermm_pt_repl_node *repl,
-				unsigned int nr, u32 *nr_repl)
+				struct tiermm_pt_stat_repl *repl,
+				unsigned int nr, u32 *count)
+{
+	struct pgtable_repl *pr = mm->pgtable_repl;
+	struct tiermm_repl_acc *acc;
+	bool groups;
+	int slot, ret = 0;
+
+	if (!pr || !READ_ONCE(pr->active))
+		return 0;
+	/* A nodemask is large: not on the stack. */
+	acc = kmalloc(sizeof(*acc), GFP_KERNEL);
+	if (!acc)
+		return -ENOMEM;
+	groups = tiermm_repl_groups();
+	for_each_node_mask(slot, pr->nodes) {
+		struct tiermm_walk w = {};
+
+		if (slot >= nr || !pr->pgd[slot])
+			continue;
+		memset(acc, 0, sizeof(*acc));
+		tiermm_repl_local_nodes(slot, groups, &acc->local_nodes);
+		w.mm = mm;
+		w.pgd = pr->pgd[slot];
+		w.rp = acc;
+		ret = tiermm_walk_range(&w, start, end);
+		if (ret)
+			break;
+		repl[slot].flags = TIERMM_PT_REPLICA_PRESENT |
+				   (groups ? TIERMM_PT_REPLICA_GROUP : 0);
+		memcpy(repl[slot].tables, acc->tables, sizeof(acc->tables));
+		memcpy(repl[slot].local, acc->local, sizeof(acc->local));
+		(*count)++;
+	}
+	kfree(acc);
+	return ret;
+}
+#else
+static unsigned int tiermm_repl_needed(struct mm_struct *mm)
+{
+	return 0;
+}
+
+static int tiermm_stat_replicas(struct mm_struct *mm, unsigned long start,
+				unsigned long end,
+				struct tiermm_pt_stat_repl *repl,
+				unsigned int nr, u32 *count)
 {
 	return 0;
 }
@@ -573,12 +638,13 @@ static int tiermm_put_node_array(u64 uptr, const u64 *src, unsigned int nr,
 long tiermm_ioctl_pt_stat(void __user *uarg)
 {
 	struct tiermm_pt_stat __user *uptr = uarg;
-	struct tiermm_pt_repl_node *repl = NULL;
+	struct tiermm_pt_stat_repl *repl = NULL;
 	struct tiermm_pt_stat arg = {};
 	struct tiermm_stat_acc st = {};
 	struct tiermm_walk w = {};
 	struct mm_struct *mm;
 	unsigned int nr = nr_node_ids;
+	unsigned int repl_need = 0;
 	bool want_repl;
 	u32 nr_repl = 0;
 	u64 *mem;
@@ -590,8 +656,9 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	if (ret)
 		return ret;
 	want_repl = arg.flags & TIERMM_PT_STAT_REPLICAS;
-	if ((arg.flags & ~TIERMM_PT_STAT_REPLICAS) || arg.pad1 ||
-	    (!want_repl && arg.repl_ptr) ||
+	if ((arg.flags & ~TIERMM_PT_STAT_REPLICAS) ||
+	    (want_repl ? !arg.repl_nr || arg.repl_nr > TIERMM_REPL_NR_MAX :
+			 arg.repl_ptr || arg.repl_nr) ||
 	    memchr_inv(arg.reserved, 0, sizeof(arg.reserved)))
 		return -EINVAL;
 	ret = tiermm_check_range(arg.start, arg.len);
@@ -612,7 +679,7 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	mem = kvcalloc((size_t)nr * (TIERMM_PT_NR_LEVELS + 2 + TIERMM_LV_NR),
 		       sizeof(u64), GFP_KERNEL);
 	if (want_repl)
-		repl = kvcalloc(nr, sizeof(*repl), GFP_KERNEL);
+		repl = kvcalloc(arg.repl_nr, sizeof(*repl), GFP_KERNEL);
 	if (!mem || (want_repl && !repl)) {
 		kvfree(repl);
 		kvfree(mem);
@@ -629,6 +696,13 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	w.st = &st;
 
 	ret = mmap_read_lock_killable(mm);
+	if (!ret && want_repl) {
+		repl_need = tiermm_repl_needed(mm);
+		if (repl_need > arg.repl_nr) {
+			mmap_read_unlock(mm);
+			ret = -ENOSPC;
+		}
+	}
 	if (!ret) {
 		ret = tiermm_walk_range(&w, arg.start, arg.start + arg.len);
 		for (l = 0; l < TIERMM_LV_NR; l++)
@@ -637,10 +711,18 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 		if (!ret && want_repl)
 			ret = tiermm_stat_replicas(mm, arg.start,
 						   arg.start + arg.len, repl,
-						   nr, &nr_repl);
+						   arg.repl_nr, &nr_repl);
 		mmap_read_unlock(mm);
 	}
 	mmput(mm);
+	if (ret == -ENOSPC && repl_need > arg.repl_nr) {
+		/* The other failure that writes: the records needed. */
+		kvfree(repl);
+		kvfree(mem);
+		if (put_user(repl_need, &uptr->repl_nr))
+			return -EFAULT;
+		return -ENOSPC;
+	}
 
 	if (!ret)
 		ret = tiermm_put_node_array(arg.tables_ptr, st.tables, nr,
@@ -652,8 +734,8 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 		ret = tiermm_put_node_array(arg.data_ptr, st.data, nr,
 					    arg.nr_nodes, 1);
 	if (!ret && want_repl)
-		ret = tiermm_put_node_array(arg.repl_ptr, (u64 *)repl, nr,
-					    arg.nr_nodes,
+		ret = tiermm_put_node_array(arg.repl_ptr, (u64 *)repl,
+					    arg.repl_nr, arg.repl_nr,
 					    sizeof(*repl) / sizeof(u64));
 	kvfree(repl);
 	kvfree(mem);
@@ -665,7 +747,7 @@ long tiermm_ioctl_pt_stat(void __user *uarg)
 	memcpy(arg.tables_remote, st.remote, sizeof(arg.tables_remote));
 	memcpy(arg.tables_empty, st.empty, sizeof(arg.tables_empty));
 	memcpy(arg.leaf_huge, st.huge, sizeof(arg.leaf_huge));
-	arg.repl_nodes = nr_repl;
+	arg.repl_count = nr_repl;
 	arg.argsz = min_t(u32, argsz, sizeof(arg));
 	if (copy_to_user(uarg, &arg, arg.argsz))
 		return -EFAULT;

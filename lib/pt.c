@@ -35,8 +35,8 @@ _Static_assert(sizeof(struct tiermm_pt_migrate) == TIERMM_PT_MIGRATE_SIZE_VER0,
 	       "struct tiermm_pt_migrate size");
 _Static_assert(sizeof(struct tiermm_ab_scan) == TIERMM_AB_SCAN_SIZE_VER0,
 	       "struct tiermm_ab_scan size");
-_Static_assert(sizeof(struct tiermm_pt_repl_node) == 72,
-	       "struct tiermm_pt_repl_node size");
+_Static_assert(sizeof(struct tiermm_pt_stat_repl) == 72,
+	       "struct tiermm_pt_stat_repl size");
 /* The public names are the module's numbers. */
 _Static_assert(TIERMM_PT_LEVEL_PTE == TIERMM_PT_PTE &&
 	       TIERMM_PT_LEVEL_PMD == TIERMM_PT_PMD &&
@@ -69,8 +69,12 @@ _Static_assert(TIERMM_AB_SCAN_FLUSH == TIERMM_SCAN_FLUSH &&
  * Minimum sizes of the caller's result structs: their first release (0.2.0;
  * the replica fields came later).
  */
-#define PT_NODE_MIN_SZ offsetof(struct tiermm_pt_node, replica)
-#define PT_SUMMARY_MIN_SZ offsetof(struct tiermm_pt_summary, replica_nodes)
+#define PT_NODE_MIN_SZ sizeof(struct tiermm_pt_node)
+#define PT_SUMMARY_MIN_SZ offsetof(struct tiermm_pt_summary, replicas)
+#define PT_REPLICA_MIN_SZ sizeof(struct tiermm_pt_replica)
+/* Replica records asked for first: the kernel's slots are nodes or groups (64). */
+#define PT_REPL_NR_FIRST 64u
+#define PT_REPL_NR_MAX 4096u
 #define PT_MIGRATE_RES_MIN_SZ sizeof(struct tiermm_pt_migrate_result)
 #define AB_BATCH_MIN_SZ sizeof(struct tiermm_ab_batch)
 
@@ -490,9 +494,11 @@ struct tiermm_pt_stats {
 	uint64_t tables_remote[TIERMM_PT_LEVEL__COUNT];
 	uint64_t tables_empty[TIERMM_PT_LEVEL__COUNT];
 	uint64_t leaf_huge[TIERMM_PT_LEVEL__COUNT];
-	/* Replicas: [nr_nodes] when the module counted them, else NULL. */
-	struct tiermm_pt_repl_node *repl;
-	int repl_nodes;		/* -1: the module cannot see replicas */
+	/* Replicas by slot, [repl_nr] when the module counted them, else NULL. */
+	struct tiermm_pt_stat_repl *repl;
+	unsigned int repl_nr;
+	int repl_count;		/* -1: the module cannot see replicas */
+	int repl_groups;	/* the slots are CPU groups */
 	uint64_t repl_remote;
 };
 
@@ -526,18 +532,21 @@ static void stats_free_arrays(struct tiermm_pt_stats *st)
 	st->repl = NULL;
 }
 
-static int stats_alloc(struct tiermm_pt_stats *st, unsigned int nr, bool repl)
+/* nr node slots; with rnr > 0, rnr replica records. */
+static int stats_alloc(struct tiermm_pt_stats *st, unsigned int nr,
+		       unsigned int rnr)
 {
 	stats_free_arrays(st);
 	st->nr_nodes = nr;
+	st->repl_nr = rnr;
 	st->tables = calloc((size_t)nr * TIERMM_PT_LEVEL__COUNT, sizeof(uint64_t));
 	st->leaf = calloc(nr, sizeof(uint64_t));
 	st->data = calloc(nr, sizeof(uint64_t));
 	st->online = calloc(nr, 1);
-	if (repl)
-		st->repl = calloc(nr, sizeof(*st->repl));
+	if (rnr)
+		st->repl = calloc(rnr, sizeof(*st->repl));
 	if (!st->tables || !st->leaf || !st->data || !st->online ||
-	    (repl && !st->repl))
+	    (rnr && !st->repl))
 		return -ENOMEM;
 	return 0;
 }
@@ -558,8 +567,7 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 	struct tiermm_get_api api;
 	struct tiermm_pt_stats *st;
 	struct devh h;
-	unsigned int nr;
-	bool repl;
+	unsigned int nr, rnr;
 	int ret;
 
 	if (stat)
@@ -577,7 +585,7 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 	if (ret)
 		return ret;
 	/* Replicas: a module of API 3 counts them if it was built to. */
-	repl = api.api_version >= 3;
+	rnr = api.api_version >= 3 ? PT_REPL_NR_FIRST : 0;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -597,10 +605,12 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 	nr = node_list("/sys/devices/system/node/possible", bits);
 	if (!nr)
 		nr = 1;
+	if (rnr && rnr < nr)
+		rnr = nr;
 	for (int tries = 0;; tries++) {
 		struct tiermm_pt_stat k;
 
-		if (stats_alloc(st, nr, repl)) {
+		if (stats_alloc(st, nr, rnr)) {
 			tiermm_pt_stat_free(st);
 			return tiermm__fail(ENOMEM, "%s: out of memory", what);
 		}
@@ -613,17 +623,27 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 		k.tables_ptr = (uintptr_t)st->tables;
 		k.leaf_ptr = (uintptr_t)st->leaf;
 		k.data_ptr = (uintptr_t)st->data;
-		if (repl) {
+		if (rnr) {
 			k.flags = TIERMM_PT_STAT_REPLICAS;
 			k.repl_ptr = (uintptr_t)st->repl;
+			k.repl_nr = rnr;
 		}
 		ret = dev_ioctl(&h, TIERMM_IOC_PT_STAT, &k);
-		if (ret == -ENOSPC && tries < 4 && nr < TIERMM__MAX_NODES) {
-			/* The module writes the number it needs. */
-			nr = k.nr_nodes > nr ? k.nr_nodes : nr * 2;
-			if (nr > TIERMM__MAX_NODES)
-				nr = TIERMM__MAX_NODES;
-			continue;
+		if (ret == -ENOSPC && tries < 4) {
+			/* The module writes the numbers it needs. */
+			unsigned int onr = nr, ornr = rnr;
+
+			if (k.nr_nodes > nr)
+				nr = k.nr_nodes < TIERMM__MAX_NODES ?
+				     k.nr_nodes : TIERMM__MAX_NODES;
+			if (rnr && k.repl_nr > rnr)
+				rnr = k.repl_nr < PT_REPL_NR_MAX ? k.repl_nr :
+				      PT_REPL_NR_MAX;
+			if (nr == onr && rnr == ornr && nr < TIERMM__MAX_NODES)
+				nr = nr * 2 < TIERMM__MAX_NODES ? nr * 2 :
+				     TIERMM__MAX_NODES;
+			if (nr != onr || rnr != ornr)
+				continue;
 		}
 		if (ret) {
 			tiermm_pt_stat_free(st);
@@ -633,23 +653,29 @@ int tiermm_pt_stat(pid_t pid, uint64_t start, uint64_t len, unsigned int flags,
 		memcpy(st->tables_remote, k.tables_remote, sizeof(st->tables_remote));
 		memcpy(st->tables_empty, k.tables_empty, sizeof(st->tables_empty));
 		memcpy(st->leaf_huge, k.leaf_huge, sizeof(st->leaf_huge));
-		st->repl_nodes = (int)k.repl_nodes;
+		st->repl_count = (int)k.repl_count;
 		break;
 	}
 	/*
 	 * A module that cannot see replicas counts none; that is the truth
 	 * only on a kernel without replication.
 	 */
-	if ((!repl || !(api.features & TIERMM_FEAT_PT_REPLICAS)) &&
+	if ((!rnr || !(api.features & TIERMM_FEAT_PT_REPLICAS)) &&
 	    tiermm__ptrepl_in_kernel()) {
-		st->repl_nodes = -1;
+		st->repl_count = -1;
 		free(st->repl);
 		st->repl = NULL;
+		st->repl_nr = 0;
 	}
-	for (unsigned int n = 0; st->repl && n < st->nr_nodes; n++)
+	for (unsigned int n = 0; n < st->repl_nr; n++) {
+		if (!(st->repl[n].flags & TIERMM_PT_REPLICA_PRESENT))
+			continue;
+		if (st->repl[n].flags & TIERMM_PT_REPLICA_GROUP)
+			st->repl_groups = 1;
 		for (int l = 0; l < TIERMM_PT_LEVEL__COUNT; l++)
 			st->repl_remote += st->repl[n].tables[l] -
 					   st->repl[n].local[l];
+	}
 	for (unsigned int n = 0; n < st->nr_nodes; n++) {
 		st->leaf_total += st->leaf[n];
 		st->data_total += st->data[n];
@@ -700,13 +726,6 @@ int tiermm_pt_stat_node(const struct tiermm_pt_stats *stat, int node,
 		(double)stat->leaf[node] / (double)stat->leaf_total : 0.0;
 	n.data_share = stat->data_total ?
 		(double)stat->data[node] / (double)stat->data_total : 0.0;
-	if (stat->repl && stat->repl[node].present) {
-		n.replica = 1;
-		memcpy(n.replica_tables, stat->repl[node].tables,
-		       sizeof(n.replica_tables));
-		memcpy(n.replica_local, stat->repl[node].local,
-		       sizeof(n.replica_local));
-	}
 	memcpy(info, &n, n.sz);
 	return 0;
 }
@@ -752,10 +771,43 @@ int tiermm_pt_stat_summary(const struct tiermm_pt_stats *stat,
 	s.data_pages = stat->data_total;
 	s.data_node = argmax(stat->data, stat->nr_nodes);
 	s.leaf_node = argmax(stat->leaf, stat->nr_nodes);
-	s.replica_nodes = stat->repl_nodes;
+	s.replicas = stat->repl_count;
+	s.replica_groups = stat->repl_groups;
 	s.replica_remote = stat->repl_remote;
 	memcpy(sum, &s, s.sz);
 	return 0;
+}
+
+int tiermm_pt_stat_replica(const struct tiermm_pt_stats *stat, int idx,
+			   struct tiermm_pt_replica *info)
+{
+	struct tiermm_pt_replica r;
+	int seen = 0;
+	size_t sz;
+
+	if (!stat || !info)
+		return tiermm__fail(EINVAL, "tiermm_pt_stat_replica: NULL argument");
+	sz = info->sz;
+	if (sz < PT_REPLICA_MIN_SZ)
+		return tiermm__fail(EINVAL,
+				    "tiermm_pt_stat_replica: info->sz (%zu) must be set to sizeof(struct tiermm_pt_replica)",
+				    sz);
+	for (unsigned int n = 0; idx >= 0 && n < stat->repl_nr; n++) {
+		if (!(stat->repl[n].flags & TIERMM_PT_REPLICA_PRESENT) ||
+		    seen++ != idx)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.sz = sz < sizeof(r) ? sz : sizeof(r);
+		r.slot = (int)n;
+		r.group = !!(stat->repl[n].flags & TIERMM_PT_REPLICA_GROUP);
+		memcpy(r.tables, stat->repl[n].tables, sizeof(r.tables));
+		memcpy(r.local, stat->repl[n].local, sizeof(r.local));
+		memcpy(info, &r, r.sz);
+		return 0;
+	}
+	return tiermm__fail(ENOENT,
+			    "tiermm_pt_stat_replica: replica %d does not exist (the process has %d)",
+			    idx, stat->repl_count > 0 ? stat->repl_count : 0);
 }
 
 /* ---- Dumps ---------------------------------------------------------------- */

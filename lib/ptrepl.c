@@ -45,6 +45,7 @@ struct bitmask {
 /* Largest maxnode looked at: a page of bits, as set_mempolicy(2) allows. */
 #define REPL_MAXNODE_MAX (4096u * 8)
 #define NODE_SYSFS "/sys/devices/system/node"
+#define PTREPL_GROUPS "/proc/sys/kernel/pgtable_replication_groups"
 
 /* Tests: another root for every /sys and /proc file, another prctl(2). */
 static const char *test_root;
@@ -123,15 +124,35 @@ static bool read_nodes(const char *path, uint64_t *bits)
 }
 
 /*
+ * The kernel's CPU groups (kernel.pgtable_replication_groups: "CPULIST;
+ * CPULIST;..."), whose numbers replace node numbers in masks when set: how
+ * many there are, 0 in node mode (or on a kernel without groups).
+ */
+static int repl_groups(void)
+{
+	struct tiermm__fs fs;
+	char buf[1024];
+	int n = 1;
+
+	fs_init(&fs);
+	if (tiermm__fs_read(&fs, PTREPL_GROUPS, buf, sizeof(buf)) <= 0 || !buf[0])
+		return 0;
+	for (const char *p = buf; *p; p++)
+		n += *p == ';';
+	return n;
+}
+
+/*
  * The caller's mask as a node set in bits, checked: every node exists, is
- * online and has memory. Returns the number of nodes, or -EINVAL.
+ * online and has memory (in group mode: every group exists). Returns the
+ * number of nodes, or -EINVAL.
  */
 static int take_mask(const char *what, const unsigned long *mask,
 		     unsigned int maxnode, uint64_t *bits)
 {
 	uint64_t online[NODE_WORDS], memory[NODE_WORDS];
 	bool have_online, have_memory;
-	int count = 0;
+	int count = 0, groups;
 
 	memset(bits, 0, NODE_WORDS * sizeof(uint64_t));
 	if (!mask && maxnode)
@@ -142,6 +163,20 @@ static int take_mask(const char *what, const unsigned long *mask,
 		return tiermm__fail(EINVAL,
 				    "%s: maxnode %u is larger than any kernel's node count (at most %u bits are looked at)",
 				    what, maxnode, REPL_MAXNODE_MAX);
+	groups = repl_groups();
+	if (groups) {
+		for (unsigned int n = 0; n < maxnode; n++) {
+			if (!ulong_bit(mask, n))
+				continue;
+			if (n >= (unsigned int)groups)
+				return tiermm__fail(EINVAL,
+						    "%s: group %u does not exist (the kernel replicates per CPU group, and %s has %d)",
+						    what, n, PTREPL_GROUPS, groups);
+			bits[n / 64] |= 1ULL << (n % 64);
+			count++;
+		}
+		return count;
+	}
 	have_online = read_nodes(NODE_SYSFS "/online", online);
 	have_memory = read_nodes(NODE_SYSFS "/has_memory", memory);
 	if (!have_online) {

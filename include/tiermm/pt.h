@@ -91,19 +91,6 @@ struct tiermm_pt_node {
 	double leaf_local;
 	/* Share (0..1) of the range's data pages on this node; 0 if none. */
 	double data_share;
-	/*
-	 * Added after 0.2.0 (replicated page tables, tiermm_pt_replicate()): 1
-	 * when the process has a page-table replica on this node. Then
-	 * replica_tables counts, per level, the page-table pages of that
-	 * replica's tree that map the range (its root included), and
-	 * replica_local how many of them are on this node; a replica table
-	 * the kernel could not allocate here is the master's, counted where
-	 * it is. The fields above describe the master tree only.
-	 */
-	int replica;
-	int pad0;
-	uint64_t replica_tables[TIERMM_PT_LEVEL__COUNT];
-	uint64_t replica_local[TIERMM_PT_LEVEL__COUNT];
 };
 
 /*
@@ -137,19 +124,50 @@ struct tiermm_pt_summary {
 	int data_node;		/* node with the most data pages, -1: none */
 	int leaf_node;		/* node with the most leaf entries, -1: none */
 	/*
-	 * Added after 0.2.0: nodes holding a page-table replica of the
-	 * process (0: not replicated), or -1 when the kernel has replication
+	 * Added after 0.2.0 (replicated page tables, tiermm_pt_replicate()):
+	 * the number of replicas (0: not replicated; see
+	 * tiermm_pt_stat_replica()), or -1 when the kernel has replication
 	 * but the loaded tiermm.ko cannot see replicas (API before 3, or
-	 * built without replication support); and the replica tables that
-	 * are not on their replica's node, over all replicas.
+	 * built without replication support); 1 in replica_groups when the
+	 * kernel's replicas are per CPU group rather than per node; and the
+	 * replica tables that are not local, over all replicas. Everything
+	 * else in these structs describes the master tree only.
 	 */
-	int replica_nodes;
+	int replicas;
+	int replica_groups;
 	uint64_t replica_remote;
 };
 
 /* Fill *sum (sum->sz set by the caller). 0 or -EINVAL. */
 TIERMM_API int tiermm_pt_stat_summary(const struct tiermm_pt_stats *stat,
 				      struct tiermm_pt_summary *sum);
+
+/* One replica of a process's page tables (see Replication below). */
+struct tiermm_pt_replica {
+	size_t sz;		/* in: sizeof(struct tiermm_pt_replica) */
+	/*
+	 * Whose replica: a node, or with group 1 a CPU group (the kernel's
+	 * kernel.pgtable_replication_groups, for VMs that hide their NUMA
+	 * topology): the number a replication mask names it by.
+	 */
+	int slot;
+	int group;
+	/* Page-table pages of its tree that map the range (root included). */
+	uint64_t tables[TIERMM_PT_LEVEL__COUNT];
+	/*
+	 * Of those, the local ones: on the slot's node (a group: on a node of
+	 * its CPUs). A table the kernel could not allocate there is the
+	 * master's, counted where it is.
+	 */
+	uint64_t local[TIERMM_PT_LEVEL__COUNT];
+};
+
+/*
+ * Fill *info (info->sz set) for the idx-th replica of the statistics, in
+ * slot order (0 <= idx < the summary's replicas). 0, -EINVAL or -ENOENT.
+ */
+TIERMM_API int tiermm_pt_stat_replica(const struct tiermm_pt_stats *stat,
+				      int idx, struct tiermm_pt_replica *info);
 
 /* ---- Dumps ------------------------------------------------------------ */
 
@@ -220,7 +238,9 @@ TIERMM_API int tiermm_pt_migrate(pid_t pid, uint64_t start, uint64_t len,
  *
  * Node sets are bit masks of unsigned long words as set_mempolicy(2) takes
  * them: node n is bit n % (8 * sizeof(long)) of word n / (8 * sizeof(long)),
- * maxnode is the number of bits given.
+ * maxnode is the number of bits given. When the kernel replicates per CPU
+ * group (/proc/sys/kernel/pgtable_replication_groups set, for VMs that
+ * hide their NUMA topology), bit g names group g instead of a node.
  *
  * pid 0 is the calling process (prctl(2) PR_SET/GET_PGTABLE_REPLICATION);
  * another pid goes through /proc/PID/pgtable_replication, which needs the
@@ -232,7 +252,8 @@ TIERMM_API int tiermm_pt_migrate(pid_t pid, uint64_t start, uint64_t len,
  * Replicate the page tables of pid on the nodes of the mask (bits
  * maxnode and up ignored), replacing a different set; an empty mask (or
  * NULL with maxnode 0) ends replication and frees the replicas. Every node
- * must be online and have memory. flags must be 0. 0 or -errno: -ENOTSUP
+ * must be online and have memory (every group must exist). flags must be
+ * 0. 0 or -errno: -ENOTSUP
  * (the kernel lacks the patches, or refuses replication on this machine:
  * page-table isolation, 5-level paging, Xen PV), -EINVAL, -ESRCH, -EPERM /
  * -EACCES, -ENOMEM (replicas could not be allocated), -EINTR; nothing has

@@ -169,19 +169,20 @@ expect 0 "^pid $sleeper: page tables replicated on nodes 0-1 \(2 replicas\)$" pt
 expect 0 '^\{"pid":[0-9]+,"replicated":true,"nodes":"0-1","replicas":2\}$' pt replication $sleeper --json
 expect 0 "^replicas on 2 nodes" pt stat $sleeper
 grep -qE "^1 +4/4 +1/1 +1/1 +1/1 +100.0%$" "$tmp/out" || fail "stat: replica line of node 1: $(cat "$tmp/out")"
-grep -q "^every replica table is on its replica's node$" "$tmp/out" || fail "stat: replica summary"
+grep -q "^every replica table is local$" "$tmp/out" || fail "stat: replica summary"
 export TIERMM_FAKE_REPL_FAIL=1
-expect 0 "^1 replica table is not on its replica's node" pt stat $sleeper
+expect 0 "^1 replica table is not local" pt stat $sleeper
 grep -qE "^1 +3/4 +1/1 +1/1 +1/1 +85.7%$" "$tmp/out" || fail "stat: replica line with a failed table: $(cat "$tmp/out")"
 "$tiermm" pt stat $sleeper --json >"$tmp/json" || fail "pt stat --json failed (replicas)"
 python3 - "$tmp/json" <<'EOF' || fail "pt stat --json: unexpected replicas: $(cat "$tmp/json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["replica_nodes"] == 2 and d["replica_remote"] == 1, d
-n = {x["node"]: x for x in d["nodes"]}
-assert n[0]["replica"] == {"tables": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1},
-                           "local": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1}}, n[0]
-assert n[1]["replica"]["local"]["pte"] == 3, n[1]
+assert d["replica_count"] == 2 and d["replica_remote"] == 1, d
+assert d["replica_groups"] is False, d
+r = d["replicas"]
+assert r[0] == {"node": 0, "tables": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1},
+                "local": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1}}, r
+assert r[1]["node"] == 1 and r[1]["local"]["pte"] == 3, r
 EOF
 unset TIERMM_FAKE_REPL_FAIL
 expect 0 "^pid $sleeper: page tables replicated on nodes 1$" pt replicate $sleeper 1

@@ -180,7 +180,7 @@ static int fail(int err)
 /* PT_STAT with TIERMM_PT_STAT_REPLICAS: the replicas of DIR/repl. */
 static int repl_stat(struct tiermm_pt_stat *k)
 {
-	struct tiermm_pt_repl_node *r = (void *)(uintptr_t)k->repl_ptr;
+	struct tiermm_pt_stat_repl *r = (void *)(uintptr_t)k->repl_ptr;
 	const char *dir = getenv("TIERMM_FAKE_REPL");
 	const char *fail_env = getenv("TIERMM_FAKE_REPL_FAIL");
 	int fail_node = fail_env ? atoi(fail_env) : -1;
@@ -189,8 +189,12 @@ static int repl_stat(struct tiermm_pt_stat *k)
 
 	if (!(k->flags & TIERMM_PT_STAT_REPLICAS))
 		return 0;
-	memset(r, 0, k->nr_nodes * sizeof(*r));
-	k->repl_nodes = 0;
+	if (k->repl_nr < 2) {
+		k->repl_nr = 2;
+		return fail(ENOSPC);
+	}
+	memset(r, 0, k->repl_nr * sizeof(*r));
+	k->repl_count = 0;
 	if (!dir)
 		return 0;
 	snprintf(path, sizeof(path), "%s/repl", dir);
@@ -204,9 +208,9 @@ static int repl_stat(struct tiermm_pt_stat *k)
 	for (p = line; *p; p++) {
 		int n = *p - '0';
 
-		if (n < 0 || n > 1 || r[n].present)
+		if (n < 0 || n > 1 || r[n].flags)
 			continue;
-		r[n].present = 1;
+		r[n].flags = TIERMM_PT_REPLICA_PRESENT;
 		r[n].tables[TIERMM_PT_PTE] = 4;
 		r[n].tables[TIERMM_PT_PMD] = 1;
 		r[n].tables[TIERMM_PT_PUD] = 1;
@@ -214,7 +218,7 @@ static int repl_stat(struct tiermm_pt_stat *k)
 		memcpy(r[n].local, r[n].tables, sizeof(r[n].local));
 		if (n == fail_node)
 			r[n].local[TIERMM_PT_PTE] = 3;
-		k->repl_nodes++;
+		k->repl_count++;
 	}
 	return 0;
 }

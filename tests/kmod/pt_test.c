@@ -567,24 +567,25 @@ static void test_stat_local(void)
 
 	/*
 	 * Replicas (API 3): this process has none, so with the flag every
-	 * record is zeroed and repl_nodes is 0, whether or not the module
+	 * record is zeroed and repl_count is 0, whether or not the module
 	 * can see replicas (TIERMM_FEAT_PT_REPLICAS).
 	 */
 	{
-		static struct tiermm_pt_repl_node repl[MAX_NODES];
+		static struct tiermm_pt_stat_repl repl[MAX_NODES];
 
 		stat_init(&r2, 0, (uintptr_t)region, REGION_LEN);
 		memset(repl, 0xa5, sizeof(repl));
 		r2.a.flags = TIERMM_PT_STAT_REPLICAS;
 		r2.a.repl_ptr = (uintptr_t)repl;
-		r2.a.repl_nodes = 77;	/* out: ignored on input */
+		r2.a.repl_nr = MAX_NODES;
+		r2.a.repl_count = 77;	/* out: ignored on input */
 		r2.a.nr_nodes = MAX_NODES;
 		err = xioctl(TIERMM_IOC_PT_STAT, &r2.a);
-		check(err == 0 && r2.a.repl_nodes == 0 && !repl[0].present &&
+		check(err == 0 && r2.a.repl_count == 0 && !repl[0].flags &&
 		      repl[0].tables[TIERMM_PT_PGD] == 0 &&
 		      repl[MAX_NODES - 1].local[TIERMM_PT_PTE] == 0 &&
-		      r2.data[0] == NPAGES,
-		      "PT_STAT with TIERMM_PT_STAT_REPLICAS, no replica: records zeroed, repl_nodes 0");
+		      r2.a.repl_nr == MAX_NODES && r2.data[0] == NPAGES,
+		      "PT_STAT with TIERMM_PT_STAT_REPLICAS, no replica: records zeroed, repl_count 0");
 	}
 
 	/* Part of the range: one PTE table, 100 pages. */
@@ -1500,11 +1501,20 @@ static void test_bad_input(void)
 	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
 		   "PT_STAT repl_ptr without TIERMM_PT_STAT_REPLICAS");
 	STAT_BASE();
+	u.s.repl_nr = 1;
+	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
+		   "PT_STAT repl_nr without TIERMM_PT_STAT_REPLICAS");
+	STAT_BASE();
 	u.s.flags = TIERMM_PT_STAT_REPLICAS;
 	u.s.repl_ptr = (uintptr_t)sr.tables;
-	u.s.pad1 = 1;
 	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
-		   "PT_STAT pad1 non-zero");
+		   "PT_STAT TIERMM_PT_STAT_REPLICAS with repl_nr 0");
+	STAT_BASE();
+	u.s.flags = TIERMM_PT_STAT_REPLICAS;
+	u.s.repl_ptr = (uintptr_t)sr.tables;
+	u.s.repl_nr = 4097;
+	expect_err(TIERMM_IOC_PT_STAT, &u, sizeof(u.s), EINVAL,
+		   "PT_STAT repl_nr 4097");
 	for (i = 0; i < 2; i++) {
 		STAT_BASE();
 		u.s.reserved[i] = 1ULL << (i * 20);
@@ -1946,12 +1956,15 @@ static void fuzz_fill(unsigned int nr, unsigned char *argp, pid_t child,
 		st->tables_ptr = fuzz_out_ptr(arena, arena_len, guard);
 		st->leaf_ptr = fuzz_out_ptr(arena, arena_len, guard);
 		st->data_ptr = fuzz_out_ptr(arena, arena_len, guard);
-		if (flags & TIERMM_PT_STAT_REPLICAS)
+		if (flags & TIERMM_PT_STAT_REPLICAS) {
 			st->repl_ptr = fuzz_out_ptr(arena, arena_len, guard);
+			st->repl_nr = sane || rnd_below(4) ? 64 :
+				      (uint32_t)rnd_below(5000);
+		}
 		if (!sane && !rnd_below(8))
 			st->reserved[rnd_below(2)] = rnd();
 		if (!sane && !rnd_below(16))
-			st->pad1 = (uint32_t)rnd();
+			st->repl_nr = (uint32_t)rnd();
 	} else if (nr == TIERMM_CMD_PT_DUMP) {
 		struct tiermm_pt_dump *d = (void *)argp;
 

@@ -51,9 +51,11 @@ static struct {
 	unsigned int dump_per_call;
 	/* AB_SCAN */
 	uint64_t scan_max_pages;
-	/* GET_API features; PT_STAT's flags as given */
+	/* GET_API features; PT_STAT's flags and replica records as given */
 	uint64_t features;
 	uint32_t last_stat_flags;
+	uint32_t last_repl_nr;
+	int repl_group;		/* replicas per CPU group, slot 70 */
 } fake;
 
 static int fake_open(struct tiermm_get_api *api)
@@ -75,7 +77,7 @@ static void fake_close(int fd)
 	fake.closes++;
 }
 
-static void fake_stat(struct tiermm_pt_stat *k)
+static int fake_stat(struct tiermm_pt_stat *k)
 {
 	uint64_t *tables = (uint64_t *)(uintptr_t)k->tables_ptr;
 	uint64_t *leaf = (uint64_t *)(uintptr_t)k->leaf_ptr;
@@ -97,23 +99,39 @@ static void fake_stat(struct tiermm_pt_stat *k)
 	k->tables_empty[TIERMM_PT_PTE] = 1;
 	k->tables_local[TIERMM_PT_PMD] = 1;
 	k->leaf_huge[TIERMM_PT_PMD] = 7;
-	/* API 3 with replicas: nodes 0 and 2 hold one each; node 2's has a
-	 * PTE table on node 0 (could not be allocated on 2). */
+	/* API 3 with replicas: slots 0 and 2 (or, in group mode, 0 and 70)
+	 * hold one each; the second has a PTE table elsewhere (could not be
+	 * allocated there). */
 	if ((k->flags & TIERMM_PT_STAT_REPLICAS) &&
 	    (fake.features & TIERMM_FEAT_PT_REPLICAS)) {
-		struct tiermm_pt_repl_node *r = (void *)(uintptr_t)k->repl_ptr;
+		struct tiermm_pt_stat_repl *r = (void *)(uintptr_t)k->repl_ptr;
+		uint32_t slots[2] = { 0, fake.repl_group ? 70 : 2 };
+		uint32_t flags = TIERMM_PT_REPLICA_PRESENT |
+				 (fake.repl_group ? TIERMM_PT_REPLICA_GROUP : 0);
 
-		for (int n = 0; n < 3; n += 2) {
-			r[n].present = 1;
+		fake.last_repl_nr = k->repl_nr;
+		for (int i = 0; i < 2; i++) {
+			uint32_t n = slots[i];
+
+			if (n >= k->repl_nr) {
+				k->repl_nr = slots[1] + 1;
+				return -ENOSPC;
+			}
+		}
+		for (int i = 0; i < 2; i++) {
+			uint32_t n = slots[i];
+
+			r[n].flags = flags;
 			r[n].tables[TIERMM_PT_PTE] = 4;
 			r[n].tables[TIERMM_PT_PMD] = 1;
 			r[n].tables[TIERMM_PT_PUD] = 1;
 			r[n].tables[TIERMM_PT_PGD] = 1;
 			memcpy(r[n].local, r[n].tables, sizeof(r[n].local));
 		}
-		r[2].local[TIERMM_PT_PTE] = 3;
-		k->repl_nodes = 2;
+		r[slots[1]].local[TIERMM_PT_PTE] = 3;
+		k->repl_count = 2;
 	}
+	return 0;
 }
 
 /* A tree: PGD, PUD, PMD at 0 with 8 PTE tables (0-16 MiB), PMD at 1 GiB
@@ -231,6 +249,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 		assert_int_equal(k->flags, fake.api_version >= 3 ?
 				 TIERMM_PT_STAT_REPLICAS : 0);
 		assert_true(!k->flags == !k->repl_ptr);
+		assert_true(!k->flags == !k->repl_nr);
 		fake.last_stat_flags = k->flags;
 		fake.last_start = k->start;
 		fake.last_len = k->len;
@@ -239,7 +258,10 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 			errno = ENOSPC;
 			return -1;
 		}
-		fake_stat(k);
+		if (fake_stat(k)) {
+			errno = ENOSPC;
+			return -1;
+		}
 		return 0;
 	}
 	case TIERMM_IOC_PT_DUMP:
@@ -622,59 +644,70 @@ static void remove_repl_root(void)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* API 3: replicas per node; an older module on a replication kernel: -1. */
+/* API 3: the replicas; an older module on a replication kernel: -1. */
 static void test_stat_replicas(void **state)
 {
 	struct tiermm_pt_stats *st;
-	struct tiermm_pt_node n = { .sz = sizeof(n) };
+	struct tiermm_pt_replica r = { .sz = sizeof(r) };
 	struct tiermm_pt_summary s = { .sz = sizeof(s) };
-	/* A caller compiled against 0.2.0: the structs end before the
-	 * replica fields. */
-	union {
-		struct tiermm_pt_node n;
-		unsigned char b[sizeof(struct tiermm_pt_node) + 8];
-	} old;
+	struct tiermm_pt_node n = { .sz = sizeof(n) };
 
 	(void)state;
 	fake.api_version = 3;
 	fake.features = TIERMM_FEAT_PT_REPLICAS;
 	assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
 	assert_int_equal(fake.last_stat_flags, TIERMM_PT_STAT_REPLICAS);
-	assert_int_equal(tiermm_pt_stat_node(st, 0, &n), 0);
-	assert_int_equal(n.replica, 1);
-	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PTE], 4);
-	assert_int_equal(n.replica_local[TIERMM_PT_LEVEL_PTE], 4);
-	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PGD], 1);
-	assert_int_equal(tiermm_pt_stat_node(st, 1, &n), 0);
-	assert_int_equal(n.replica, 0);
-	assert_int_equal(n.replica_tables[TIERMM_PT_LEVEL_PGD], 0);
-	assert_int_equal(tiermm_pt_stat_node(st, 2, &n), 0);
-	assert_int_equal(n.replica, 1);
-	assert_int_equal(n.replica_local[TIERMM_PT_LEVEL_PTE], 3);
-	/* The master's numbers are unchanged. */
-	assert_int_equal(n.tables[TIERMM_PT_LEVEL_PTE], 1);
+	assert_true(fake.last_repl_nr >= 64);
 	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
-	assert_int_equal(s.replica_nodes, 2);
+	assert_int_equal(s.replicas, 2);
+	assert_int_equal(s.replica_groups, 0);
 	assert_int_equal(s.replica_remote, 1);
-	/* The 0.2.0 size is accepted and nothing past it is written. */
-	memset(&old, 0xee, sizeof(old));
-	old.n.sz = offsetof(struct tiermm_pt_node, replica);
-	assert_int_equal(tiermm_pt_stat_node(st, 0, &old.n), 0);
-	assert_int_equal(old.n.tables[TIERMM_PT_LEVEL_PTE], 3);
-	assert_int_equal(old.b[offsetof(struct tiermm_pt_node, replica)], 0xee);
-	old.n.sz = offsetof(struct tiermm_pt_node, replica) - 1;
-	assert_int_equal(tiermm_pt_stat_node(st, 0, &old.n), -EINVAL);
-	s.sz = offsetof(struct tiermm_pt_summary, replica_nodes);
+	assert_int_equal(tiermm_pt_stat_replica(st, 0, &r), 0);
+	assert_int_equal(r.slot, 0);
+	assert_int_equal(r.group, 0);
+	assert_int_equal(r.tables[TIERMM_PT_LEVEL_PTE], 4);
+	assert_int_equal(r.local[TIERMM_PT_LEVEL_PTE], 4);
+	assert_int_equal(r.tables[TIERMM_PT_LEVEL_PGD], 1);
+	assert_int_equal(tiermm_pt_stat_replica(st, 1, &r), 0);
+	assert_int_equal(r.slot, 2);
+	assert_int_equal(r.local[TIERMM_PT_LEVEL_PTE], 3);
+	assert_int_equal(tiermm_pt_stat_replica(st, 2, &r), -ENOENT);
+	assert_int_equal(tiermm_pt_stat_replica(st, -1, &r), -ENOENT);
+	r.sz = 8;
+	assert_int_equal(tiermm_pt_stat_replica(st, 0, &r), -EINVAL);
+	assert_int_equal(tiermm_pt_stat_replica(NULL, 0, &r), -EINVAL);
+	/* The master's numbers are unchanged. */
+	assert_int_equal(tiermm_pt_stat_node(st, 2, &n), 0);
+	assert_int_equal(n.tables[TIERMM_PT_LEVEL_PTE], 1);
+	/* A caller compiled against 0.2.0: the summary ends before replicas. */
+	s.sz = offsetof(struct tiermm_pt_summary, replicas);
 	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+	s.sz = offsetof(struct tiermm_pt_summary, replicas) - 1;
+	assert_int_equal(tiermm_pt_stat_summary(st, &s), -EINVAL);
 	tiermm_pt_stat_free(st);
+
+	/* Group mode, a slot beyond the records first asked for: -ENOSPC,
+	 * then again with as many as the module says. */
+	fake.repl_group = 1;
+	assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
+	assert_int_equal(fake.last_repl_nr, 71);
+	s.sz = sizeof(s);
+	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
+	assert_int_equal(s.replicas, 2);
+	assert_int_equal(s.replica_groups, 1);
+	r.sz = sizeof(r);
+	assert_int_equal(tiermm_pt_stat_replica(st, 1, &r), 0);
+	assert_int_equal(r.slot, 70);
+	assert_int_equal(r.group, 1);
+	tiermm_pt_stat_free(st);
+	fake.repl_group = 0;
 
 	/* Built without replication support, on a kernel without it: 0. */
 	fake.features = 0;
 	assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
-	s.sz = sizeof(s);
 	assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
 	if (!tiermm__ptrepl_in_kernel())
-		assert_int_equal(s.replica_nodes, 0);
+		assert_int_equal(s.replicas, 0);
 	tiermm_pt_stat_free(st);
 
 	/* The same, or an API 2 module, on a kernel with replication: -1. */
@@ -685,9 +718,8 @@ static void test_stat_replicas(void **state)
 		fake.api_version = api;
 		assert_int_equal(tiermm_pt_stat(77, 0x400000, 0x200000, 0, &st), 0);
 		assert_int_equal(tiermm_pt_stat_summary(st, &s), 0);
-		assert_int_equal(s.replica_nodes, -1);
-		assert_int_equal(tiermm_pt_stat_node(st, 0, &n), 0);
-		assert_int_equal(n.replica, 0);
+		assert_int_equal(s.replicas, -1);
+		assert_int_equal(tiermm_pt_stat_replica(st, 0, &r), -ENOENT);
 		tiermm_pt_stat_free(st);
 	}
 	tiermm__ptrepl_set_test(NULL, NULL);

@@ -244,6 +244,24 @@ static void test_nodes(void **state)
 	assert_int_equal(kp.calls, 1);	/* only the accepted call */
 }
 
+/* Group mode: masks name CPU groups, not nodes. */
+static void test_groups(void **state)
+{
+	unsigned long m = 1UL << 2;	/* CPU-only as a node, a group here */
+
+	(void)state;
+	put("/proc/sys/kernel/pgtable_replication_groups", "0-1;2-3;4-5\n");
+	assert_int_equal(tiermm_pt_replicate(0, &m, 64, 0), 0);
+	assert_int_equal(kp.mask[0], m);
+	m = 1UL << 3;
+	expect_fail(tiermm_pt_replicate(0, &m, 64, 0), EINVAL,
+		    "group 3 does not exist (the kernel replicates per CPU group");
+	/* Empty: node mode again. */
+	put("/proc/sys/kernel/pgtable_replication_groups", "\n");
+	m = 1UL << 2;
+	expect_fail(tiermm_pt_replicate(0, &m, 64, 0), EINVAL, "node 2 has no memory");
+}
+
 /* ---- prctl(2): the calling process --------------------------------------- */
 
 static void test_prctl_set(void **state)
@@ -399,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_host_kernel),
 		cmocka_unit_test_teardown(test_root_without_series, teardown_root),
 		cmocka_unit_test_setup_teardown(test_nodes, setup_fake, teardown_root),
+		cmocka_unit_test_setup_teardown(test_groups, setup_fake, teardown_root),
 		cmocka_unit_test_setup_teardown(test_prctl_set, setup_fake, teardown_root),
 		cmocka_unit_test_setup_teardown(test_prctl_errors, setup_fake, teardown_root),
 		cmocka_unit_test_setup_teardown(test_prctl_get, setup_fake, teardown_root),

@@ -365,7 +365,7 @@ static bool node_shown(const struct tiermm_pt_node *n)
 
 	for (int l = 0; l < NR_LEVELS; l++)
 		any |= n->tables[l];
-	return n->online || any || n->replica;
+	return n->online || any;
 }
 
 /* A small file into buf (NUL-terminated, newline cut); 0 or -1. */
@@ -422,19 +422,7 @@ static void print_stat_json(const struct tiermm_pt_stats *st)
 		for (int l = 0; l < NR_LEVELS; l++)
 			printf("%s\"%s\":%" PRIu64, l ? "," : "",
 			       tiermm_pt_level_name(l), n.tables[l]);
-		printf("}");
-		if (n.replica) {
-			printf(",\"replica\":{\"tables\":{");
-			for (int l = 0; l < NR_LEVELS; l++)
-				printf("%s\"%s\":%" PRIu64, l ? "," : "",
-				       tiermm_pt_level_name(l), n.replica_tables[l]);
-			printf("},\"local\":{");
-			for (int l = 0; l < NR_LEVELS; l++)
-				printf("%s\"%s\":%" PRIu64, l ? "," : "",
-				       tiermm_pt_level_name(l), n.replica_local[l]);
-			printf("}}");
-		}
-		printf("}");
+		printf("}}");
 		first = false;
 	}
 	printf("],\"levels\":{");
@@ -443,53 +431,70 @@ static void print_stat_json(const struct tiermm_pt_stats *st)
 		       l ? "," : "", tiermm_pt_level_name(l), s.tables[l],
 		       s.tables_local[l], s.tables_remote[l], s.tables_empty[l],
 		       s.leaf_huge[l]);
-	printf("},\"leaf_entries\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"data_node\":%d,\"leaf_node\":%d,\"replica_nodes\":%d,\"replica_remote\":%" PRIu64 "}\n",
+	printf("},\"leaf_entries\":%" PRIu64 ",\"data_pages\":%" PRIu64 ",\"data_node\":%d,\"leaf_node\":%d,\"replica_count\":%d,\"replica_groups\":%s,\"replica_remote\":%" PRIu64 ",\"replicas\":[",
 	       s.leaf_entries, s.data_pages, s.data_node, s.leaf_node,
-	       s.replica_nodes, s.replica_remote);
+	       s.replicas, s.replica_groups ? "true" : "false", s.replica_remote);
+	for (int i = 0; i < s.replicas; i++) {
+		struct tiermm_pt_replica r = { .sz = sizeof(r) };
+
+		if (tiermm_pt_stat_replica(st, i, &r))
+			break;
+		printf("%s{\"%s\":%d,\"tables\":{", i ? "," : "",
+		       r.group ? "group" : "node", r.slot);
+		for (int l = 0; l < NR_LEVELS; l++)
+			printf("%s\"%s\":%" PRIu64, l ? "," : "",
+			       tiermm_pt_level_name(l), r.tables[l]);
+		printf("},\"local\":{");
+		for (int l = 0; l < NR_LEVELS; l++)
+			printf("%s\"%s\":%" PRIu64, l ? "," : "",
+			       tiermm_pt_level_name(l), r.local[l]);
+		printf("}}");
+	}
+	printf("]}\n");
 }
 
-/* The replicas of stat: per replica node, "local/all" tables per level. */
+/* The replicas of stat: per replica, "local/all" tables per level. */
 static void print_replicas_text(const struct tiermm_pt_stats *st,
 				const struct tiermm_pt_summary *s)
 {
-	int nr = tiermm_pt_stat_nr_nodes(st);
+	const char *slot = s->replica_groups ? "group" : "node";
 
-	if (s->replica_nodes < 0) {
+	if (s->replicas < 0) {
 		printf("\nreplicas: not counted: the loaded tiermm.ko cannot see page-table replicas\n"
 		       "(load the tiermm.ko built for this kernel, API version 3)\n");
 		return;
 	}
-	if (!s->replica_nodes) {
+	if (!s->replicas) {
 		if (kernel_replicates())
 			printf("\nreplicas: none (the page tables are not replicated)\n");
 		return;
 	}
-	printf("\nreplicas on %d node%s (each node's copy: tables on that node/all, per level):\n",
-	       s->replica_nodes, s->replica_nodes == 1 ? "" : "s");
-	printf("%-5s %9s %9s %9s %9s %7s\n", "node", "pte", "pmd", "pud", "pgd",
-	       "local");
-	for (int i = 0; i < nr; i++) {
-		struct tiermm_pt_node n = { .sz = sizeof(n) };
+	printf("\nreplicas on %d %s%s (each copy: tables local to its %s/all, per level):\n",
+	       s->replicas, slot, s->replicas == 1 ? "" : "s",
+	       s->replica_groups ? "group's nodes" : "node");
+	printf("%-5s %9s %9s %9s %9s %7s\n", slot, "pte", "pmd", "pud", "pgd", "local");
+	for (int i = 0; i < s->replicas; i++) {
+		struct tiermm_pt_replica r = { .sz = sizeof(r) };
 		uint64_t all, here;
 		char cell[NR_LEVELS][24];
 
-		if (tiermm_pt_stat_node(st, i, &n) || !n.replica)
-			continue;
+		if (tiermm_pt_stat_replica(st, i, &r))
+			break;
 		for (int l = 0; l < NR_LEVELS; l++)
 			snprintf(cell[l], sizeof(cell[l]), "%" PRIu64 "/%" PRIu64,
-				 n.replica_local[l], n.replica_tables[l]);
-		all = sum_levels(n.replica_tables);
-		here = sum_levels(n.replica_local);
-		printf("%-5d %9s %9s %9s %9s %6.1f%%\n", n.node, cell[0], cell[1],
+				 r.local[l], r.tables[l]);
+		all = sum_levels(r.tables);
+		here = sum_levels(r.local);
+		printf("%-5d %9s %9s %9s %9s %6.1f%%\n", r.slot, cell[0], cell[1],
 		       cell[2], cell[3], all ? 100.0 * (double)here / (double)all : 100.0);
 	}
 	if (s->replica_remote)
-		printf("%" PRIu64 " replica table%s not on %s replica's node (the kernel could not\n"
-		       "allocate it there: that copy uses the master's table)\n",
+		printf("%" PRIu64 " replica table%s not local (the kernel could not allocate %s\n"
+		       "there: that copy uses the master's table)\n",
 		       s->replica_remote, s->replica_remote == 1 ? " is" : "s are",
-		       s->replica_remote == 1 ? "its" : "their");
+		       s->replica_remote == 1 ? "it" : "them");
 	else
-		printf("every replica table is on its replica's node\n");
+		printf("every replica table is local\n");
 }
 
 static void print_stat_text(const struct tiermm_pt_stats *st)
@@ -746,7 +751,17 @@ static int parse_nodes(const struct pt_args *a, const char *s, unsigned long *m)
 		return 0;
 	if (!strcmp(s, "all")) {
 		char buf[4096];
+		int groups = 0;
 
+		/* In the kernel's CPU-group mode, masks name groups. */
+		if (!read_small("/proc/sys/kernel/pgtable_replication_groups", buf,
+				sizeof(buf)) && buf[0]) {
+			groups = 1;
+			for (const char *q = buf; *q; q++)
+				groups += *q == ';';
+			snprintf(buf, sizeof(buf), "0-%d", groups - 1);
+			return parse_nodes(a, buf, m);
+		}
 		if (read_small("/sys/devices/system/node/has_memory", buf, sizeof(buf))) {
 			err(a, "all: cannot read /sys/devices/system/node/has_memory");
 			return -1;

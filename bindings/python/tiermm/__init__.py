@@ -38,9 +38,9 @@ from ._enums import (NODE_AUTO, AbScanFlag, AllocFlag, Cap, CapState, Hint,
                      RuntimeState, TierSource, TopoFlag)
 from ._errors import TiermmError
 from .caps import CapInfo, Caps, CapsNode, cap_help, cap_name, caps
-from .pagetables import (AbBatch, AbScanner, PtMigrateResult, PtNode, PtStats,
-                         PtSummary, pt_dump, pt_level_name, pt_migrate, pt_replicate,
-                         pt_replication, pt_skip_name, pt_stat)
+from .pagetables import (AbBatch, AbScanner, PtMigrateResult, PtNode, PtReplica,
+                         PtStats, PtSummary, pt_dump, pt_level_name, pt_migrate,
+                         pt_replicate, pt_replication, pt_skip_name, pt_stat)
 from .placement import (MoveResult, Residency, TierMemory, alloc_tier, hint,
                         hint_name, move, move_range, residency, residency_range)
 from .runtime import Runtime, RuntimeStats
@@ -66,7 +66,7 @@ __all__ = [
     # runtime
     "Runtime", "RuntimeStats",
     # page tables
-    "pt_stat", "PtStats", "PtNode", "PtSummary", "pt_dump", "pt_migrate",
+    "pt_stat", "PtStats", "PtNode", "PtSummary", "PtReplica", "pt_dump", "pt_migrate",
     "PtMigrateResult", "AbScanner", "AbBatch", "pt_level_name", "pt_skip_name",
     "pt_replicate", "pt_replication",
 ]

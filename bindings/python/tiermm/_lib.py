@@ -91,6 +91,7 @@ _PROTOTYPES = [
     ("tiermm_pt_stat_nr_nodes", "check", [c_void_p]),
     ("tiermm_pt_stat_node", "check", [c_void_p, c_int, POINTER(S.tiermm_pt_node)]),
     ("tiermm_pt_stat_summary", "check", [c_void_p, POINTER(S.tiermm_pt_summary)]),
+    ("tiermm_pt_stat_replica", "check", [c_void_p, c_int, POINTER(S.tiermm_pt_replica)]),
     ("tiermm_pt_dump", "check", [S.c_pid_t, c_uint64, c_uint64, c_void_p, c_uint]),
     ("tiermm_pt_skip_name", c_char_p, [c_int]),
     ("tiermm_pt_migrate", "check",

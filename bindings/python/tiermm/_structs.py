@@ -189,11 +189,6 @@ class tiermm_pt_node(Structure):
         ("data_pages", c_uint64),
         ("leaf_local", c_double),
         ("data_share", c_double),
-        # Added after 0.2.0: page-table replicas.
-        ("replica", c_int),
-        ("pad0", c_int),
-        ("replica_tables", c_uint64 * PT_LEVEL_COUNT),
-        ("replica_local", c_uint64 * PT_LEVEL_COUNT),
     ]
 
 
@@ -214,8 +209,19 @@ class tiermm_pt_summary(Structure):
         ("data_node", c_int),
         ("leaf_node", c_int),
         # Added after 0.2.0: page-table replicas.
-        ("replica_nodes", c_int),
+        ("replicas", c_int),
+        ("replica_groups", c_int),
         ("replica_remote", c_uint64),
+    ]
+
+
+class tiermm_pt_replica(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("slot", c_int),
+        ("group", c_int),
+        ("tables", c_uint64 * PT_LEVEL_COUNT),
+        ("local", c_uint64 * PT_LEVEL_COUNT),
     ]
 
 
@@ -257,7 +263,7 @@ STRUCTS = {cls.__name__: cls for cls in (
     tiermm_topo_opts, tiermm_node_info, tiermm_cpugroups_info,
     tiermm_move_result,
     tiermm_runtime_opts, tiermm_runtime_stats,
-    tiermm_pt_node, tiermm_pt_summary, tiermm_pt_migrate_result,
+    tiermm_pt_node, tiermm_pt_summary, tiermm_pt_replica, tiermm_pt_migrate_result,
     tiermm_ab_scan_opts, tiermm_ab_batch,
 )}
 

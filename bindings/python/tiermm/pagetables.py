@@ -12,8 +12,7 @@ Page-table *replication* (issue 7) needs a kernel built with tiermm's
 patch series, not the module: pt_replicate(nodes, pid) and
 pt_replication(pid) raise TiermmError with errno ENOTSUP on any other
 kernel (caps().state(Cap.PT_REPLICATION) tells beforehand). pt_stat()
-reports, per node, the replica the process has there (PtNode.replica,
-replica_tables, replica_local).
+lists the replicas (PtStats.replicas: where each one's tables are).
 """
 
 import ctypes
@@ -23,7 +22,7 @@ from . import _lib
 from . import _structs as S
 from ._enums import NODE_AUTO, AbScanFlag, PtDumpFormat, PtLevel, PtLevels, PtSkip
 
-__all__ = ["pt_stat", "PtStats", "PtNode", "PtSummary", "pt_dump", "pt_migrate",
+__all__ = ["pt_stat", "PtStats", "PtNode", "PtSummary", "PtReplica", "pt_dump", "pt_migrate",
            "PtMigrateResult", "AbScanner", "AbBatch", "pt_level_name", "pt_skip_name",
            "pt_replicate", "pt_replication"]
 
@@ -53,10 +52,6 @@ class PtNode:
     data_pages: int     # 4 KiB units
     leaf_local: float   # the vMitosis metric, 0..1
     data_share: float   # 0..1
-    # Replicated page tables (the fields above are the master tree's):
-    replica: bool = False       # the process has a replica on this node
-    replica_tables: dict = dataclasses.field(default_factory=dict)  # {PtLevel: n}
-    replica_local: dict = dataclasses.field(default_factory=dict)   # of those, here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +70,26 @@ class PtSummary:
     data_pages: int
     data_node: int          # -1: none
     leaf_node: int          # -1: none
-    replica_nodes: int = 0  # nodes with a replica; -1: tiermm.ko cannot see them
-    replica_remote: int = 0  # replica tables not on their replica's node
+    replicas: int = 0       # replicas of the page tables; -1: tiermm.ko cannot see them
+    replica_groups: bool = False  # the kernel replicates per CPU group, not per node
+    replica_remote: int = 0  # replica tables not local
+
+
+@dataclasses.dataclass(frozen=True)
+class PtReplica:
+    """One replica of the page tables (struct tiermm_pt_replica)."""
+    slot: int           # its node, or with group its CPU group
+    group: bool
+    tables: dict        # {PtLevel: page-table pages of its tree}
+    local: dict         # {PtLevel: of those, on its node (a group: its CPUs' nodes)}
 
 
 @dataclasses.dataclass(frozen=True)
 class PtStats:
-    """tiermm_pt_stat(): per node (every node slot) and totals."""
+    """tiermm_pt_stat(): per node (every node slot), totals, replicas."""
     nodes: list         # PtNode for node 0 .. nr_nodes - 1
     summary: PtSummary
+    replicas: list = dataclasses.field(default_factory=list)  # PtReplica, by slot
 
     def node(self, n):
         return self.nodes[n]
@@ -99,19 +105,23 @@ def pt_stat(pid=0, start=0, length=0):
             n = S.new(S.tiermm_pt_node)
             _lib.lib.tiermm_pt_stat_node(h, i, ctypes.byref(n))
             nodes.append(PtNode(n.node, bool(n.online), _per_level(n.tables),
-                                n.leaf_entries, n.data_pages, n.leaf_local, n.data_share,
-                                bool(n.replica), _per_level(n.replica_tables),
-                                _per_level(n.replica_local)))
+                                n.leaf_entries, n.data_pages, n.leaf_local, n.data_share))
         s = S.new(S.tiermm_pt_summary)
         _lib.lib.tiermm_pt_stat_summary(h, ctypes.byref(s))
         summary = PtSummary(s.pid, bool(s.whole), s.start, s.len, _per_level(s.tables),
                             _per_level(s.tables_local), _per_level(s.tables_remote),
                             _per_level(s.tables_empty), _per_level(s.leaf_huge),
                             s.leaf_entries, s.data_pages, s.data_node, s.leaf_node,
-                            s.replica_nodes, s.replica_remote)
+                            s.replicas, bool(s.replica_groups), s.replica_remote)
+        replicas = []
+        for i in range(max(0, s.replicas)):
+            r = S.new(S.tiermm_pt_replica)
+            _lib.lib.tiermm_pt_stat_replica(h, i, ctypes.byref(r))
+            replicas.append(PtReplica(r.slot, bool(r.group), _per_level(r.tables),
+                                      _per_level(r.local)))
     finally:
         _lib.lib.tiermm_pt_stat_free(h)
-    return PtStats(nodes, summary)
+    return PtStats(nodes, summary, replicas)
 
 
 _LONG_BITS = 8 * ctypes.sizeof(ctypes.c_ulong)

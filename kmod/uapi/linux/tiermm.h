@@ -126,8 +126,9 @@ struct tiermm_get_api {
  * @flags:	in: must be 0
  * @pid:	in: target process (0: the caller)
  * @nr_nodes:	in: entries in every per-node array; -ENOSPC (and the needed
- *		value written here, the only field this failure writes) when
- *		smaller than nr_node_ids; entries from nr_node_ids on are set 0
+ *		value written here; with @repl_nr the only fields this failure
+ *		writes) when smaller than nr_node_ids; entries from nr_node_ids
+ *		on are set 0
  * @start, @len: in: the range
  * @tables_ptr:	in: __u64[nr_nodes][TIERMM_PT_NR_LEVELS]: out: page-table
  *		pages per node and level that map some of the range
@@ -142,13 +143,16 @@ struct tiermm_get_api {
  * @tables_empty: out: per level, tables mapping no present data
  * @leaf_huge:	out: leaf entries that are huge: [TIERMM_PT_PMD] 2 MiB,
  *		[TIERMM_PT_PUD] 1 GiB; other slots 0
- * @repl_ptr:	in, with TIERMM_PT_STAT_REPLICAS (API 3):
- *		struct tiermm_pt_repl_node[nr_nodes]: out: per node, the
- *		page-table replica the process has there (see below); must be
- *		0 without the flag
- * @repl_nodes:	out, with TIERMM_PT_STAT_REPLICAS: nodes holding a replica
+ * @repl_ptr:	in, with TIERMM_PT_STAT_REPLICAS (API 3): struct
+ *		tiermm_pt_stat_repl[repl_nr]: out: record s describes the replica
+ *		of slot s (see below), zeroed when there is none; must be 0
+ *		without the flag
+ * @repl_count:	out, with TIERMM_PT_STAT_REPLICAS: the number of replicas
  *		(0: the process's page tables are not replicated)
- * @pad1:	must be 0
+ * @repl_nr:	in, with TIERMM_PT_STAT_REPLICAS: records at @repl_ptr, 1 to
+ *		4096; -ENOSPC when a replica's slot is not below it, and the
+ *		number needed written here (with @nr_nodes the only fields
+ *		this failure writes); must be 0 without the flag
  * @reserved:	must be 0
  *
  * Everything counts only entries inside the range, and each table once.
@@ -158,15 +162,18 @@ struct tiermm_get_api {
  * table (on the child table's node) and one per huge leaf (on its data's
  * node). A table is local when its node has at least as many votes as any.
  *
- * Replicas (kernels with page-table replication): tables_ptr, leaf_ptr,
- * data_ptr and the per-level counts describe the master tree (mm->pgd),
- * the one the kernel edits first. With TIERMM_PT_STAT_REPLICAS the module
- * also walks, for each node N holding a replica, the tree that starts at
- * N's replica PGD, over the same range and VMAs, and counts its tables per
- * level and how many of them are on node N. Where a replica table could
- * not be allocated (the replica then points at the master's table), that
- * table is counted where it is. A module built without replication support
- * (no TIERMM_FEAT_PT_REPLICAS) zeroes the array and @repl_nodes.
+ * Replicas (kernels with page-table replication, tiermm's patch series):
+ * tables_ptr, leaf_ptr, data_ptr and the per-level counts describe the
+ * master tree (mm->pgd), the one the kernel edits first. The kernel keeps
+ * one replica per slot of the process's replication mask: a slot is a NUMA
+ * node, or with kernel.pgtable_replication_groups set (NUMA-oblivious VMs)
+ * a group of CPUs. With TIERMM_PT_STAT_REPLICAS the module also walks each
+ * replica's tree from its PGD, over the same range and VMAs, and counts its
+ * tables per level and those that are local: on the slot's node, or for a
+ * CPU group on a node of the group's CPUs. Where the kernel could not
+ * allocate a replica table, the replica points at the master's table,
+ * which is counted where it is. A module built without replication
+ * support (no TIERMM_FEAT_PT_REPLICAS) zeroes the records and @repl_count.
  */
 struct tiermm_pt_stat {
 	__u32 argsz;
@@ -183,8 +190,8 @@ struct tiermm_pt_stat {
 	__u64 tables_empty[TIERMM_PT_NR_LEVELS];
 	__u64 leaf_huge[TIERMM_PT_NR_LEVELS];
 	__u64 repl_ptr;
-	__u32 repl_nodes;
-	__u32 pad1;
+	__u32 repl_count;
+	__u32 repl_nr;
 	__u64 reserved[2];
 };
 
@@ -193,19 +200,24 @@ struct tiermm_pt_stat {
 /* tiermm_pt_stat.flags (API 3): also walk the page-table replicas. */
 #define TIERMM_PT_STAT_REPLICAS	_BITUL(0)
 
+/* tiermm_pt_stat_repl.flags */
+#define TIERMM_PT_REPLICA_PRESENT _BITUL(0)	/* the slot holds a replica */
+#define TIERMM_PT_REPLICA_GROUP	_BITUL(1)	/* the slot is a CPU group */
+
 /**
- * struct tiermm_pt_repl_node - one node's page-table replica (PT_STAT)
- * @tables:	page-table pages of this node's replica tree that map some
- *		of the range, per level (its PGD included)
- * @local:	of those, the ones on this node
- * @present:	1 when the process has a replica on this node, else 0 (and
- *		everything else 0)
+ * struct tiermm_pt_stat_repl - the page-table replica of one slot (PT_STAT)
+ * @tables:	page-table pages of the replica's tree that map some of the
+ *		range, per level (its PGD included)
+ * @local:	of those, the ones on the slot's node (a CPU group: on a node
+ *		of its CPUs)
+ * @flags:	TIERMM_PT_REPLICA_* (0, and everything else 0, for a slot
+ *		without a replica)
  * @pad0:	0
  */
-struct tiermm_pt_repl_node {
+struct tiermm_pt_stat_repl {
 	__u64 tables[TIERMM_PT_NR_LEVELS];
 	__u64 local[TIERMM_PT_NR_LEVELS];
-	__u32 present;
+	__u32 flags;
 	__u32 pad0;
 };
 
