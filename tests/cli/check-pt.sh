@@ -180,9 +180,9 @@ d = json.load(open(sys.argv[1]))
 assert d["replica_count"] == 2 and d["replica_remote"] == 1, d
 assert d["replica_groups"] is False, d
 r = d["replicas"]
-assert r[0] == {"node": 0, "tables": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1},
+assert r[0] == {"slot": 0, "group": False, "tables": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1},
                 "local": {"pte": 4, "pmd": 1, "pud": 1, "pgd": 1}}, r
-assert r[1]["node"] == 1 and r[1]["local"]["pte"] == 3, r
+assert r[1]["slot"] == 1 and r[1]["local"]["pte"] == 3, r
 EOF
 unset TIERMM_FAKE_REPL_FAIL
 expect 0 "^pid $sleeper: page tables replicated on nodes 1$" pt replicate $sleeper 1

@@ -439,8 +439,8 @@ static void print_stat_json(const struct tiermm_pt_stats *st)
 
 		if (tiermm_pt_stat_replica(st, i, &r))
 			break;
-		printf("%s{\"%s\":%d,\"tables\":{", i ? "," : "",
-		       r.group ? "group" : "node", r.slot);
+		printf("%s{\"slot\":%d,\"group\":%s,\"tables\":{", i ? "," : "",
+		       r.slot, r.group ? "true" : "false");
 		for (int l = 0; l < NR_LEVELS; l++)
 			printf("%s\"%s\":%" PRIu64, l ? "," : "",
 			       tiermm_pt_level_name(l), r.tables[l]);
