@@ -288,7 +288,7 @@ static int proc_write(const char *path, const char *s)
 static void test_basic(void)
 {
 	unsigned long all = (1ul << nr_nodes) - 1, mask;
-	long base = vmstat("nr_pgtable_replica"), during, after;
+	long base = vmstat_settle("nr_pgtable_replica", 0), during, after;
 	size_t len = 64ul << 20;
 	char *p = map(len);
 	char want[64];
@@ -567,7 +567,7 @@ static void test_integrity(double seconds)
 	long toggles = 0, bad_set = 0, moved = 0, collapses = 0;
 	double end = now_s() + seconds;
 	uint64_t p, bad = 0;
-	long base = vmstat("nr_pgtable_replica");
+	long base = vmstat_settle("nr_pgtable_replica", 0);
 	bool writer_failed = false;
 
 	region = map(REGION);
@@ -774,6 +774,10 @@ static void test_cost(size_t pages)
 		}
 		printf("\n");
 	}
+	/* Mitosis paid 4.4x on mprotect with 4 replicas; the goal is under 2x */
+	c = counts[3] <= nr_nodes ? 3 : nr_nodes >= 2 ? 2 : 1;
+	printf("target: mprotect with %d replicas %.2fx the unreplicated cost (goal < 2x): %s\n",
+	       counts[c], res[c][0] / res[0][0], res[c][0] / res[0][0] < 2 ? "met" : "MISSED");
 }
 
 int main(int argc, char **argv)
