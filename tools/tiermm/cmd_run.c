@@ -581,7 +581,7 @@ int cmd_run(int argc, char **argv)
 	static struct run_args a;
 	struct tmm_nodemask allowed;
 	char preload[PATH_MAX], stats[PATH_MAX], err[300], tmpl[PATH_MAX];
-	const char *pgtablerepl_val = NULL;
+	const char *pgtablerepl_val = NULL, *pt_policy = NULL;
 	unsigned long repl_mask[REPL_LONGS];
 	bool tmp_stats = false;
 	struct timespec t0, t1;
@@ -653,6 +653,7 @@ int cmd_run(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			add(&a, "pt:%s", optarg);
+			pt_policy = strcmp(optarg, "none") ? optarg : NULL;
 			break;
 		case OPT_FOLLOW_FORK:
 			add(&a, "follow-fork:1");
@@ -691,6 +692,12 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		cli_err("run", "no command to run (tiermm run [OPTIONS] -- CMD [ARGS...])");
+		return CLI_USAGE;
+	}
+	if (pgtablerepl_val && pt_policy) {
+		/* tiermm.ko does not move replicated page tables (EBUSY). */
+		cli_err("run", "--pt=%s and --pgtablerepl: replicated page tables are placed by the kernel, not moved; choose one",
+			pt_policy);
 		return CLI_USAGE;
 	}
 	if (pgtablerepl_val) {
