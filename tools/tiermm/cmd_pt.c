@@ -802,6 +802,17 @@ bad:
 	return -1;
 }
 
+/* "groups" when the kernel replicates per CPU group (masks name groups), else "nodes". */
+static const char *slot_word(void)
+{
+	char buf[1024];
+
+	if (!read_small("/proc/sys/kernel/pgtable_replication_groups", buf, sizeof(buf)) &&
+	    buf[0])
+		return "groups";
+	return "nodes";
+}
+
 static int run_replicate(struct pt_args *a)
 {
 	unsigned long want[MASK_LONGS], got[MASK_LONGS];
@@ -817,7 +828,8 @@ static int run_replicate(struct pt_args *a)
 		return CLI_FAIL;
 	}
 	if (n)
-		printf("pid %d: page tables replicated on nodes %s\n", (int)a->pid, wlist);
+		printf("pid %d: page tables replicated on %s %s\n", (int)a->pid, slot_word(),
+		       wlist);
 	else
 		printf("pid %d: page-table replication ended\n", (int)a->pid);
 	/* What the kernel says now. */
@@ -831,8 +843,11 @@ static int run_replicate(struct pt_args *a)
 		err(a, "asked for %s, the kernel reports replicas on %s", wlist, glist);
 		return CLI_FAIL;
 	}
-	printf("check: ok, %s\n", n ? "the kernel reports replicas on exactly these nodes" :
-	       "the kernel reports no replica");
+	if (n)
+		printf("check: ok, the kernel reports replicas on exactly these %s\n",
+		       slot_word());
+	else
+		printf("check: ok, the kernel reports no replica\n");
 	return fflush(stdout) ? CLI_FAIL : CLI_OK;
 }
 
@@ -851,8 +866,8 @@ static int run_replication(struct pt_args *a)
 		printf("{\"pid\":%d,\"replicated\":%s,\"nodes\":\"%s\",\"replicas\":%d}\n",
 		       (int)a->pid, n ? "true" : "false", n ? list : "", n);
 	else if (n)
-		printf("pid %d: page tables replicated on nodes %s (%d replica%s)\n",
-		       (int)a->pid, list, n, n == 1 ? "" : "s");
+		printf("pid %d: page tables replicated on %s %s (%d replica%s)\n",
+		       (int)a->pid, slot_word(), list, n, n == 1 ? "" : "s");
 	else
 		printf("pid %d: page tables not replicated\n", (int)a->pid);
 	return fflush(stdout) ? CLI_FAIL : CLI_OK;
