@@ -722,13 +722,23 @@ static uint64_t entry_pages(struct tiermm__engine *e, uint64_t addr)
  * unknown or (known) on the fast tier (fast true) or not (fast false), that
  * the hints let move to tier; unknown ones are asked about (at most
  * QUERY_MAX an epoch) and kept if they are where asked.
+ *
+ * need: how many the caller will take at most, coldest first (fast true)
+ * or hottest first (fast false); UINT64_MAX: all. The unknown ones are
+ * then asked about in that order, and only until the need first pages of
+ * that order are known (known pages counting alike with the next unknown
+ * one are as good as it): demoting the few pages by which the fast tier is
+ * over its budget asked about every page of the process before (0.6 s of
+ * emulated CPU for 512 MiB under TCG, move_pages(2) status queries), and
+ * under a CPU quota that was the credit of many epochs.
  */
 static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int hi,
-			bool fast, int tier, uint64_t *queried, struct pages *out)
+			bool fast, int tier, uint64_t need, uint64_t *queried,
+			struct pages *out)
 {
 	struct pages unk = { 0 };
 	uint8_t cls[512];
-	uint64_t last_huge = UINT64_MAX;
+	uint64_t last_huge = UINT64_MAX, known_upto[256] = { 0 }, found = 0;
 	size_t hc = 0;
 	int ret = 0;
 
@@ -756,12 +766,48 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 			ret = pages_add(known ? out : &unk, addr, b->heat[k]);
 			if (ret)
 				goto out;
+			if (known)
+				known_upto[fast ? b->heat[k] : 255 - b->heat[k]]++;
 		}
+	}
+	if (need != UINT64_MAX && unk.n) {
+		/*
+		 * In the order of the caller's (by count, then by address: a
+		 * counting sort of what was collected in address order), and
+		 * known_upto[r] = the known pages of rank r or less.
+		 */
+		struct page *v = malloc(unk.n * sizeof(*v));
+		size_t at[257] = { 0 };
+
+		if (!v) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < unk.n; i++)
+			at[(fast ? unk.v[i].heat : 255 - unk.v[i].heat) + 1]++;
+		for (int r = 0; r < 256; r++)
+			at[r + 1] += at[r];
+		for (size_t i = 0; i < unk.n; i++)
+			v[at[fast ? unk.v[i].heat : 255 - unk.v[i].heat]++] = unk.v[i];
+		free(unk.v);
+		unk.v = v;
+		for (int r = 1; r < 256; r++)
+			known_upto[r] += known_upto[r - 1];
 	}
 	for (size_t off = 0; off < unk.n; off += 512) {
 		size_t k = unk.n - off < 512 ? unk.n - off : 512;
 		uint64_t addrs[512];
 
+		if (need != UINT64_MAX) {
+			/*
+			 * Every page ranking before the next one to ask about
+			 * is known: enough of them (or as good) already?
+			 */
+			uint8_t h = unk.v[off].heat;
+
+			if (found + known_upto[fast ? h : 255 - h] >= need)
+				break;
+		}
 		for (size_t j = 0; j < k; j++)
 			addrs[j] = unk.v[off + j].addr;
 		ret = e->ops->where(e->env, addrs, k, cls);
@@ -778,9 +824,12 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 				continue;
 			if (cls[j] & TIERMM__WHERE_HUGE)
 				last_huge = blk;
-			if ((c == TIERMM__WHERE_FAST) == fast && c != TIERMM__WHERE_OTHER &&
-			    (ret = pages_add(out, addrs[j], unk.v[off + j].heat)))
-				goto out;
+			if ((c == TIERMM__WHERE_FAST) == fast && c != TIERMM__WHERE_OTHER) {
+				ret = pages_add(out, addrs[j], unk.v[off + j].heat);
+				if (ret)
+					goto out;
+				found++;
+			}
 		}
 	}
 out:
@@ -897,8 +946,8 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 * heat_t's own level too: when it overflowed the budget, what
 		 * is over is among its pages (coldest first takes them last).
 		 */
-		ret = heat_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, &queried,
-				   &down);
+		ret = heat_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, over,
+				   &queried, &down);
 		if (ret)
 			goto out;
 		if (down.n)	/* (down.v is NULL without pages) */
@@ -914,7 +963,8 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		}
 		down.n = di = 0;
 	}
-	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &queried, &up);
+	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, UINT64_MAX,
+			   &queried, &up);
 	if (ret || !up.n)
 		goto out;
 	qsort(up.v, up.n, sizeof(*up.v), cmp_hot_first);
@@ -924,7 +974,8 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	if (need > room) {
 		/* the most any promotion may displace: the hottest page's limit */
 		td = swap_limit(up.v[0].heat);
-		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier, &queried, &down);
+		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier,
+				   (need - room + e->ps - 1) / e->ps, &queried, &down);
 		if (ret)
 			goto out;
 		if (down.n)	/* (down.v is NULL without pages) */
@@ -1504,6 +1555,21 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 			   size_t n)
 {
 	tiermm__rtree_record(e->tree, obs, n);
+	/*
+	 * The first page bits: the page counts' blocks now, from the
+	 * mappings read at the start, not at the first classification, or
+	 * the passes before it count for nothing (under a CPU quota the
+	 * first epoch may come seconds late, after the scanner's first
+	 * burst).
+	 */
+	if (!e->heat_layout && e->ops->where && e->ops->move_list && e->nmaps)
+		for (size_t k = 0; k < n; k++)
+			if (obs[k].flags & TIERMM__OBS_BITS) {
+				if (heat_sync(e))
+					tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s",
+						    tiermm_errmsg());
+				break;
+			}
 	tiermm__heat_record(e->heat, obs, n);
 }
 

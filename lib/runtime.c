@@ -37,10 +37,25 @@
  *    most one epoch's worth (at least 2 MiB, one huge page); a batch covers
  *    at most the tokens left, so the bytes moved never exceed the bucket;
  *  - CPU quota: credit grows by quota x wall time and shrinks by the CPU
- *    time of the two runtime threads, capped at two epochs' worth; when it
- *    is negative the migration stops for the epoch and the next epoch
- *    waits until it is positive again. The sampler has a credit of its own
- *    at half the quota (it skips polls when that runs out), so sampling
+ *    time of the two runtime threads, capped at two epochs' worth. An
+ *    epoch starts only when the credit is not negative (the engine sleeps
+ *    until it is). Within the epoch, what it does before its first move
+ *    (ingesting, classifying, asking where pages are: deciding) is not
+ *    metered, and its moves may go on for as long as it decided, or for
+ *    as long as the credit it had left, whichever is more; the debt is
+ *    paid back before the next epoch starts. So the CPU stays at the quota
+ *    on average (one epoch may borrow about twice what its decision
+ *    cost), and an epoch with pages to move gets to move some. Metering
+ *    the moves against the credit alone was a livelock when deciding
+ *    costs more than the credit's cap (two epochs' worth: 50 ms at 5% and
+ *    500 ms epochs; the engine's page mode takes 100-600 ms of emulated
+ *    CPU for it under TCG): every epoch spent its credit deciding, every
+ *    move was refused, and nothing ever migrated.
+ *    The sampler has a credit of its own at half the quota (it skips
+ *    polls when that runs out, but finishes a pass it started and the
+ *    reporting passes that follow an arming one: scan_backend.c), and
+ *    waits until its credit is back rather than waking up to skip
+ *    (under TCG twenty wake-ups a second took its whole share), so sampling
  *    alone cannot starve classification and migration. CPU spent
  *    outside our threads (kdamond, the damon backend's reader thread) is
  *    reported under sampling but not throttled: the runtime cannot slow it
@@ -138,6 +153,9 @@ struct tiermm_runtime {
 	uint64_t s_wall, s_cpu;
 
 	/* Engine thread only. */
+	uint64_t ep_cpu0;	/* its CPU time when the epoch started */
+	bool ep_moving;		/* pace_allow() was asked this epoch */
+	double ep_floor;	/* the credit this epoch's moves may spend down to */
 	double tokens;		/* rate limit, bytes */
 	uint64_t tok_last;
 	bool rate_hit, quota_hit;
@@ -328,10 +346,11 @@ static void *sampler_main(void *arg)
 	rt->s_cpu = thread_cpu_ns();
 	rt->s_credit_ns = rt->quota * (double)rt->epoch_ns;
 	while (!halted(rt)) {
-		uint64_t now;
+		uint64_t now, wait = 0;
+		double sc = sampler_credit(rt);
 
 		/* over the quota, a backend in mid-pass still finishes it */
-		if (sampler_credit(rt) >= 0 || busy) {
+		if (sc >= 0 || busy) {
 			int ret = rt->bops->poll(rt->backend, sink, rt);
 
 			busy = ret == 1;
@@ -346,6 +365,15 @@ static void *sampler_main(void *arg)
 			}
 		} else {
 			__atomic_add_fetch(&rt->sampler_skips, 1, __ATOMIC_RELAXED);
+			/*
+			 * Until the credit is back (up to half an epoch, for
+			 * the counters below), not a poll period: under
+			 * emulation waking up 20 times a second to skip took
+			 * as much CPU as the sampler's whole share.
+			 */
+			wait = (uint64_t)(-sc / (rt->quota / 2)) + 1;
+			if (wait > rt->epoch_ns / 2)
+				wait = rt->epoch_ns / 2;
 		}
 		__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
 		now = mono_ns();
@@ -354,8 +382,8 @@ static void *sampler_main(void *arg)
 			last_counters = now;
 		}
 		next += rt->poll_ns;
-		if (next < now)
-			next = now;
+		if (next < now + wait)
+			next = now + wait;
 		sleep_until(rt, next);
 	}
 	sampler_counters(rt);
@@ -372,8 +400,22 @@ static uint64_t pace_allow(void *ctx)
 	if (halted(rt))
 		return 0;
 	if (rt->quota) {
-		__atomic_store_n(&rt->engine_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
-		if (credit(rt) < 0) {
+		uint64_t cpu = thread_cpu_ns();
+		double c;
+
+		__atomic_store_n(&rt->engine_cpu_ns, cpu, __ATOMIC_RELAXED);
+		c = credit(rt);
+		if (!rt->ep_moving) {
+			/*
+			 * The epoch's first move: it may move for as long as it
+			 * decided, or on the credit left if that is more.
+			 */
+			double decided = (double)(cpu - rt->ep_cpu0);
+
+			rt->ep_moving = true;
+			rt->ep_floor = c - decided < 0 ? c - decided : 0;
+		}
+		if (c < rt->ep_floor) {
 			rt->quota_hit = true;
 			return 0;
 		}
@@ -485,19 +527,27 @@ static void *engine_main(void *arg)
 		sleep_until(rt, next);
 		if (halted(rt))
 			break;
-		/* Over the CPU quota: wait until the credit is back. */
+		/*
+		 * Over the CPU quota: wait until the debt is paid back (the
+		 * sampler spends from the same credit meanwhile, so look
+		 * again after each wait).
+		 */
 		__atomic_store_n(&rt->engine_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
 		if (rt->quota) {
 			double c = credit(rt);
 
-			if (c < 0) {
+			if (c < 0)
 				rt->quota_limited++;
+			while (c < 0 && !halted(rt)) {
 				sleep_until(rt, mono_ns() + (uint64_t)(-c / rt->quota) + 1);
-				if (halted(rt))
-					break;
+				c = credit(rt);
 			}
+			if (halted(rt))
+				break;
 		}
 		t0 = thread_cpu_ns();
+		rt->ep_cpu0 = t0;
+		rt->ep_moving = false;
 		drain(rt);
 		budget_decode(__atomic_load_n(&rt->budget_req, __ATOMIC_RELAXED), &req);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);

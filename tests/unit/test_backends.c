@@ -1300,6 +1300,110 @@ static void test_scan_fake_module(void **state)
 	coll_free(&col);
 }
 
+/*
+ * Arming and bursts, on the wall clock (interval 200 ms: a pass starting
+ * more than 600 ms after the last one ended arms). Polled every 10 ms,
+ * the first pass arms and reports nothing, the SCAN_BURST (4) passes after
+ * it report, and until the last of them poll() says 1 (a pass is due:
+ * the runtime's sampler polls on time even over its quota), then 0; after
+ * a pause of 1 s the next pass arms again and a burst follows. Under a
+ * quota one report per arming pass cost two thirds of the sampler's CPU
+ * in arming.
+ */
+struct scan_seen {
+	char kind[16];		/* 'A'rming or 'R'eporting, per completed pass */
+	int ret[16];		/* what the poll that completed it returned */
+	int n;
+	int early_zero;		/* polls that said 0 before the burst's end */
+};
+
+static void scan_until(struct tiermm__backend *b, struct coll *col, int passes,
+		       struct scan_seen *sn)
+{
+	struct tiermm__backend_stats st;
+	uint64_t arm0, rep0;
+	int polls = 0;
+
+	tiermm__scan_backend.stats(b, &st);
+	arm0 = st.arm_passes;
+	rep0 = st.passes;
+	while (sn->n < passes && polls++ < 2000) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		int r = tiermm__scan_backend.poll(b, coll_sink, col);
+
+		assert_true(r == 0 || r == 1);
+		tiermm__scan_backend.stats(b, &st);
+		if (st.arm_passes + st.passes != arm0 + rep0) {
+			assert_int_equal(st.arm_passes + st.passes, arm0 + rep0 + 1);
+			sn->kind[sn->n] = st.arm_passes != arm0 ? 'A' : 'R';
+			sn->ret[sn->n++] = r;
+			arm0 = st.arm_passes;
+			rep0 = st.passes;
+		} else if (!r && sn->n && sn->n < 1 + 4) {
+			sn->early_zero++;
+		}
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(sn->n, passes);
+}
+
+static void test_scan_burst(void **state)
+{
+	struct tiermm__backend_cfg cfg = { .pid = 0, .interval_us = 200000 };
+	struct tiermm__backend_stats st;
+	struct tiermm__backend *b;
+	struct coll col = { 0 };
+	struct scan_seen a = { 0 }, c = { 0 };
+	const size_t len = 16 * MIB;
+	size_t marks = 0;
+	char *region;
+
+	(void)state;
+	memset(&fk, 0, sizeof(fk));
+	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(region != MAP_FAILED);
+	fk.h1 = (((uintptr_t)region + 2 * MIB - 1) & ~(2 * MIB - 1)) + 2 * MIB;
+	fk.pop_lo = (uintptr_t)region;
+	fk.pop_hi = (uintptr_t)region + len;
+	tiermm__pt_set_dev(&fake_dev);
+	assert_int_equal(tiermm__scan_backend.open(&cfg, &b), 0);
+
+	scan_until(b, &col, 6, &a);
+	{
+		struct timespec pause = { 1, 0 };
+
+		nanosleep(&pause, NULL);
+	}
+	scan_until(b, &col, 2, &c);
+	print_message("  passes %.6s (poll said %d%d%d%d%d%d), after 1 s %.2s (%d%d); %d early 0s\n",
+		      a.kind, a.ret[0], a.ret[1], a.ret[2], a.ret[3], a.ret[4], a.ret[5],
+		      c.kind, c.ret[0], c.ret[1], a.early_zero);
+	assert_memory_equal(a.kind, "ARRRRR", 6);
+	assert_int_equal(a.ret[0], 1);
+	assert_int_equal(a.ret[1], 1);
+	assert_int_equal(a.ret[2], 1);
+	assert_int_equal(a.ret[3], 1);
+	assert_int_equal(a.ret[4], 0);	/* the burst's last */
+	assert_int_equal(a.ret[5], 0);	/* on time without a quota: no arming */
+	assert_int_equal(a.early_zero, 0);
+	assert_memory_equal(c.kind, "AR", 2);
+	assert_int_equal(c.ret[0], 1);
+	assert_int_equal(c.ret[1], 1);
+	/* Arming passes report nothing: a PASS mark (and hot pages) per report. */
+	tiermm__scan_backend.stats(b, &st);
+	assert_int_equal(st.arm_passes, 2);
+	assert_int_equal(st.passes, 6);
+	for (size_t i = 0; i < col.n; i++)
+		marks += col.o[i].flags == TIERMM__OBS_PASS;
+	assert_int_equal(marks, 6);
+	assert_true(col.n >= 6 * 2);
+	tiermm__scan_backend.close(b);
+	tiermm__pt_set_dev(NULL);
+	munmap(region, len);
+	coll_free(&col);
+}
+
 static void test_scan_no_module(void **state)
 {
 	struct tiermm__backend_cfg cfg = { .pid = 0 };
@@ -1605,6 +1709,7 @@ int main(void)
 		cmocka_unit_test(test_perf_plan_ibs),
 		cmocka_unit_test(test_perf_plan_sw),
 		cmocka_unit_test(test_scan_fake_module),
+		cmocka_unit_test(test_scan_burst),
 		cmocka_unit_test(test_scan_no_module),
 		cmocka_unit_test(test_damon_usable_fake),
 		cmocka_unit_test(test_damon_free_slot_fake),

@@ -20,6 +20,10 @@
  *    the next epoch without a new pass; demotions are paced too;
  *  - a shrinking budget demotes down to it, coldest first, a growing one
  *    promotes again;
+ *  - a few pages over the budget: only they are demoted, and only a batch
+ *    of pages is asked about, not every page; cold pages already known
+ *    make room for hot ones without asking about more;
+ *  - passes recorded before the first classification count;
  *  - a mapping that shrinks: its pages are no longer asked about or moved,
  *    and the plan drops them before the next pass;
  *  - a fast tier smaller than its free memory said: ENOMEM ends the
@@ -1060,6 +1064,109 @@ static void test_budget_change(void **state)
 	engine_stop(e);
 }
 
+/* ---- a few pages over the budget ---- */
+
+static bool no_access(uint64_t i, uint64_t p)
+{
+	(void)i;
+	(void)p;
+	return false;
+}
+
+/* 100 pages of the second half (every 7th), where first touch left none */
+static bool is_late_hot(uint64_t i)
+{
+	return i >= NPAGES / 2 && i < NPAGES / 2 + 700 && i % 7 == 0;
+}
+
+static bool late_hot(uint64_t i, uint64_t p)
+{
+	(void)p;
+	return is_late_hot(i);
+}
+
+/*
+ * The fast tier full as first touch left it and three pages over the
+ * budget: those three are demoted, coldest first, and the pages asked
+ * about (move_pages(2) status queries, the costliest part of an epoch
+ * under emulation) are one batch, not every page of the process; then hot
+ * pages displace as many cold ones, and the cold ones already known are
+ * enough: only the hot ones are asked about.
+ */
+static void test_few_over(void **state)
+{
+	uint64_t cap, hot, w0, w1;
+	struct tiermm__engine *e;
+	int ep;
+
+	(void)state;
+	world_reset(AT_SLOW);
+	for (uint64_t i = 0; i < NPAGES / 5; i++)
+		if (mapped(i))
+			place(i, AT_FAST);
+	cap = F.fast_pages;
+	F.fast_cap = cap;
+	hot = count(is_late_hot, 0xff);
+	e = engine_start(cap);
+	w0 = F.wheres;
+	assert_int_equal(epoch(e, no_access, 1, cap - 3, &free_pace), 0);
+	assert_no_violation();
+	w0 = F.wheres - w0;
+	assert_int_equal(F.demoted, 3);
+	assert_int_equal(F.fast_pages, cap - 3);
+	w1 = F.wheres;
+	/* (passes enough for the hot pages to displace others) */
+	assert_int_equal(epoch(e, late_hot, 2 * TIERMM__HEAT_DECAY_PASSES, cap - 3,
+			       &free_pace), 0);
+	for (ep = 1; ep < 4 && count(is_late_hot, AT_FAST) < hot; ep++)
+		assert_int_equal(epoch(e, late_hot, 2, cap - 3, &free_pace), 0);
+	assert_no_violation();
+	w1 = F.wheres - w1;
+	print_message("  3 pages over the budget of %" PRIu64 ": %" PRIu64 " demoted, %" PRIu64 " pages asked about; then %" PRIu64 " of %" PRIu64 " hot pages promoted, %" PRIu64 " asked about\n",
+		      cap - 3, F.demoted, w0, count(is_late_hot, AT_FAST), hot, w1);
+	assert_true(w0 <= 512);
+	assert_int_equal(count(is_late_hot, AT_FAST), hot);
+	assert_int_equal(F.demoted, 3 + hot);
+	assert_int_equal(F.fast_pages, cap - 3);
+	assert_true(w1 <= hot);
+	engine_stop(e);
+}
+
+/*
+ * Passes before the first classification count: under a CPU quota the
+ * first epoch may come after the scanner's first burst, whose passes were
+ * lost when the page counts' blocks were only made at that epoch.
+ */
+static void test_early_passes(void **state)
+{
+	struct tiermm__engine_cfg cfg = {
+		.pid = 0, .topo = topo, .fast_tier = FAST_TIER, .slow_tier = SLOW_TIER,
+		.nr_tiers = tiermm_topo_nr_tiers(topo), .nr_cpus = 4,
+	};
+	struct tiermm__mapping *m;
+	struct tiermm__engine *e;
+	uint64_t hot, budget;
+	size_t n;
+
+	(void)state;
+	world_reset(AT_SLOW);
+	hot = count(is_hot, 0xff);
+	budget = hot + 64;
+	assert_int_equal(tiermm__engine_new(&cfg, &fake_env, &F, &e), 0);
+	assert_int_equal(tiermm__heat_new(&F.model), 0);
+	assert_int_equal(env_mappings(&F, false, &m, &n), 0);
+	assert_int_equal(tiermm__heat_sync(F.model, m, n), 0);
+	free(m);
+	/* two passes, then the first epoch: every hot page planned and promoted */
+	assert_int_equal(epoch(e, every_7th, 2, budget, &free_pace), 0);
+	print_message("  after 2 passes before the first epoch: hot set %" PRIu64 " of %" PRIu64 " pages, %" PRIu64 " promoted\n",
+		      engine_stats(e).hot_set_bytes / PG, hot, F.promoted);
+	assert_int_equal(engine_stats(e).hot_set_bytes, hot * PG);
+	assert_int_equal(count(is_hot, AT_FAST), hot);
+	assert_no_violation();
+	engine_stop(e);
+}
+
 /* ---- a mapping shrinks ---- */
 
 static void test_unmap(void **state)
@@ -1154,6 +1261,8 @@ int main(void)
 		cmocka_unit_test(test_hints),
 		cmocka_unit_test(test_paced),
 		cmocka_unit_test(test_budget_change),
+		cmocka_unit_test(test_few_over),
+		cmocka_unit_test(test_early_passes),
 		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_nomem),
 	};
