@@ -148,6 +148,7 @@ struct tiermm__engine {
 	uint64_t classified_passes, classified_budget;	/* ... classification */
 	uint64_t classified_hints;
 	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
+	unsigned int heat_max;		/* the highest count of a page */
 
 	struct {
 		uint64_t promoted, demoted;	/* pages */
@@ -599,6 +600,8 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 	e->classified_budget = budget;
 	e->classified_hints = e->hints_gen;
 	heat_hist(e, hist);
+	for (e->heat_max = 255; e->heat_max && !hist[e->heat_max]; e->heat_max--)
+		;
 	t = tiermm__heat_threshold(hist, budget / e->ps, &above);
 	/*
 	 * The level that did not fit whole still gets what is left of the
@@ -723,18 +726,22 @@ static uint64_t entry_pages(struct tiermm__engine *e, uint64_t addr)
  * the hints let move to tier; unknown ones are asked about (at most
  * QUERY_MAX an epoch) and kept if they are where asked.
  *
- * need: how many the caller will take at most, coldest first (fast true)
- * or hottest first (fast false); UINT64_MAX: all. The unknown ones are
- * then asked about in that order, and only until the need first pages of
- * that order are known (known pages counting alike with the next unknown
- * one are as good as it): demoting the few pages by which the fast tier is
- * over its budget asked about every page of the process before (0.6 s of
- * emulated CPU for 512 MiB under TCG, move_pages(2) status queries), and
- * under a CPU quota that was the credit of many epochs.
+ * The unknown ones are asked about in the caller's order (coldest first
+ * for fast true, hottest first for fast false), batch by batch, and only
+ * while the pace allows (the status queries are migration work: under TCG
+ * asking about 26000 pages takes 1-2 s of CPU, more than a CPU quota
+ * allows in many epochs); stopped by it, *paced is set and out has what
+ * is known so far. need: how many the caller will take at most in that
+ * order (UINT64_MAX: all); the asking stops once the need first pages are
+ * known (known pages counting alike with the next unknown one are as good
+ * as it): demoting the few pages by which the fast tier was over its
+ * budget asked about every page of the process before (0.35-0.6 s under
+ * TCG for 512 MiB).
  */
 static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int hi,
-			bool fast, int tier, uint64_t need, uint64_t *queried,
-			struct pages *out)
+			bool fast, int tier, uint64_t need,
+			const struct tiermm__pace *pace, bool *paced,
+			uint64_t *queried, struct pages *out)
 {
 	struct pages unk = { 0 };
 	uint8_t cls[512];
@@ -770,7 +777,7 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 				known_upto[fast ? b->heat[k] : 255 - b->heat[k]]++;
 		}
 	}
-	if (need != UINT64_MAX && unk.n) {
+	if (unk.n) {
 		/*
 		 * In the order of the caller's (by count, then by address: a
 		 * counting sort of what was collected in address order), and
@@ -807,6 +814,10 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 
 			if (found + known_upto[fast ? h : 255 - h] >= need)
 				break;
+		}
+		if (pace->allow(pace->ctx) < e->ps) {
+			*paced = true;
+			break;
 		}
 		for (size_t j = 0; j < k; j++)
 			addrs[j] = unk.v[off + j].addr;
@@ -947,7 +958,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 * is over is among its pages (coldest first takes them last).
 		 */
 		ret = heat_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, over,
-				   &queried, &down);
+				   pace, &paced, &queried, &down);
 		if (ret)
 			goto out;
 		if (down.n)	/* (down.v is NULL without pages) */
@@ -963,19 +974,31 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		}
 		down.n = di = 0;
 	}
+	room = e->budget > ts->fast ? e->budget - ts->fast : 0;
+	room = min64(room, ts->free);
+	/*
+	 * No room, and no page hot enough to make some (the hysteresis):
+	 * nothing can move, so nothing is asked about (under a CPU quota, few
+	 * passes a second: for the first seconds the counts are too low).
+	 */
+	if (room < e->ps && !swap_limit(e->heat_max))
+		goto out;
 	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, UINT64_MAX,
-			   &queried, &up);
+			   pace, &paced, &queried, &up);
+	if (!ret && paced)
+		ret = 1;	/* (what the pace let it find moves next time) */
 	if (ret || !up.n)
 		goto out;
 	qsort(up.v, up.n, sizeof(*up.v), cmp_hot_first);
-	room = e->budget > ts->fast ? e->budget - ts->fast : 0;
-	room = min64(room, ts->free);
 	need = up.n * e->ps;
 	if (need > room) {
 		/* the most any promotion may displace: the hottest page's limit */
 		td = swap_limit(up.v[0].heat);
 		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier,
-				   (need - room + e->ps - 1) / e->ps, &queried, &down);
+				   (need - room + e->ps - 1) / e->ps, pace, &paced, &queried,
+				   &down);
+		if (!ret && paced)
+			ret = 1;
 		if (ret)
 			goto out;
 		if (down.n)	/* (down.v is NULL without pages) */

@@ -39,9 +39,10 @@
  *  - CPU quota: credit grows by quota x wall time and shrinks by the CPU
  *    time of the two runtime threads, capped at two epochs' worth. An
  *    epoch starts only when the credit is not negative (the engine sleeps
- *    until it is). Within the epoch, what it does before its first move
- *    (ingesting, classifying, asking where pages are: deciding) is not
- *    metered, and its moves may go on for as long as it decided, or for
+ *    until it is). Within the epoch, what it does before it first asks
+ *    the pace (ingesting observations, classifying: deciding) is not
+ *    metered, and its migration (moves, and the move_pages(2) status
+ *    queries of page mode) may go on for as long as it decided, or for
  *    as long as the credit it had left, whichever is more; the debt is
  *    paid back before the next epoch starts. So the CPU stays at the quota
  *    on average (one epoch may borrow about twice what its decision
@@ -407,8 +408,9 @@ static uint64_t pace_allow(void *ctx)
 		c = credit(rt);
 		if (!rt->ep_moving) {
 			/*
-			 * The epoch's first move: it may move for as long as it
-			 * decided, or on the credit left if that is more.
+			 * The epoch's first migration work: it may migrate for
+			 * as long as it decided, or on the credit left if that
+			 * is more.
 			 */
 			double decided = (double)(cpu - rt->ep_cpu0);
 

@@ -16,7 +16,7 @@
  *    memory) over hot and cold pages: those pages are never moved, nor
  *    even handed to a move;
  *  - pacing: a pace that allows nothing stops the migration (1) before any
- *    move; a token budget is never overdrawn; paced-out work resumes at
+ *    move or status query; a token budget is never overdrawn; paced-out work resumes at
  *    the next epoch without a new pass; demotions are paced too;
  *  - a shrinking budget demotes down to it, coldest first, a growing one
  *    promotes again;
@@ -962,11 +962,12 @@ static void test_paced(void **state)
 	hot = count(is_hot, 0xff);
 	budget = hot + 64;
 	e = engine_start(budget);
-	/* Nothing allowed: stopped, nothing tried. */
+	/* Nothing allowed: stopped, nothing tried, not even asked about. */
 	assert_int_equal(epoch(e, every_7th, 2, budget, &stop), 1);
 	assert_true(none.allows > 0);
 	assert_int_equal(none.used, 0);
 	assert_int_equal(F.lists, 0);
+	assert_int_equal(F.wheres, 0);
 	assert_int_equal(moves(), 0);
 	/* 100 pages' worth: 100 promoted, stopped. */
 	assert_int_equal(epoch(e, every_7th, 2, budget, &tokens), 1);
@@ -1089,7 +1090,8 @@ static bool late_hot(uint64_t i, uint64_t p)
  * The fast tier full as first touch left it and three pages over the
  * budget: those three are demoted, coldest first, and the pages asked
  * about (move_pages(2) status queries, the costliest part of an epoch
- * under emulation) are one batch, not every page of the process; then hot
+ * under emulation) are one batch, not every page of the process; hot
+ * pages not hot enough yet to displace any are not asked about; then hot
  * pages displace as many cold ones, and the cold ones already known are
  * enough: only the hot ones are asked about.
  */
@@ -1114,7 +1116,12 @@ static void test_few_over(void **state)
 	w0 = F.wheres - w0;
 	assert_int_equal(F.demoted, 3);
 	assert_int_equal(F.fast_pages, cap - 3);
+	/* Hot pages too cool yet to displace any (the hysteresis), and no
+	 * room: nothing can move, nothing is asked about. */
 	w1 = F.wheres;
+	assert_int_equal(epoch(e, late_hot, 2, cap - 3, &free_pace), 0);
+	assert_int_equal(F.wheres, w1);
+	assert_int_equal(F.demoted + F.promoted, 3);
 	/* (passes enough for the hot pages to displace others) */
 	assert_int_equal(epoch(e, late_hot, 2 * TIERMM__HEAT_DECAY_PASSES, cap - 3,
 			       &free_pace), 0);
