@@ -254,8 +254,16 @@ int tmm_nodes_allowed(struct tmm_nodemask *allowed, char *err, size_t errlen)
 	}
 	p = strstr(buf, "\nMems_allowed_list:");
 	if (!p) {
-		/* A kernel without NUMA: node 0. */
-		tmm_node_set(allowed, 0);
+		/*
+		 * A kernel without cpusets (CONFIG_CPUSETS=n, as the test rig's
+		 * minimal and debug kernels) does not print the line: every node
+		 * with memory is allowed; a kernel without NUMA has node 0.
+		 */
+		n = read_small("/sys/devices/system/node/has_memory", buf, sizeof(buf));
+		if (n < 0 || parse_klist(buf, allowed) || !tmm_nodes_count(allowed)) {
+			memset(allowed, 0, sizeof(*allowed));
+			tmm_node_set(allowed, 0);
+		}
 		return 0;
 	}
 	p += strlen("\nMems_allowed_list:");
