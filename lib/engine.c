@@ -628,24 +628,6 @@ struct page {
 	uint8_t heat;
 };
 
-/* By count (hot: descending, else ascending), then by address. */
-static int cmp_pages(const struct page *x, const struct page *y, bool hot)
-{
-	if (x->heat != y->heat)
-		return (x->heat > y->heat) == hot ? -1 : 1;
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-static int cmp_hot_first(const void *pa, const void *pb)
-{
-	return cmp_pages(pa, pb, true);
-}
-
-static int cmp_cold_first(const void *pa, const void *pb)
-{
-	return cmp_pages(pa, pb, false);
-}
-
 struct pages {
 	struct page *v;
 	size_t n, cap;
@@ -721,40 +703,41 @@ static uint64_t entry_pages(struct tiermm__engine *e, uint64_t addr)
 }
 
 /*
- * The pages of the managed mappings with lo <= count < hi whose place is
- * unknown or (known) on the fast tier (fast true) or not (fast false), that
- * the hints let move to tier; unknown ones are asked about (at most
- * QUERY_MAX an epoch) and kept if they are where asked.
- *
- * The unknown ones are asked about in the caller's order (coldest first
- * for fast true, hottest first for fast false), batch by batch, and only
- * while the pace allows (the status queries are migration work: under TCG
- * asking about 26000 pages takes 1-2 s of CPU, more than a CPU quota
- * allows in many epochs); stopped by it, *paced is set and out has what
- * is known so far. need: how many the caller will take at most in that
- * order (UINT64_MAX: all); the asking stops once the need first pages are
- * known (known pages counting alike with the next unknown one are as good
- * as it): demoting the few pages by which the fast tier was over its
- * budget asked about every page of the process before (0.35-0.6 s under
- * TCG for 512 MiB).
+ * Candidates for a move to tier: the pages of the managed mappings with
+ * lo <= count < hi whose place is unknown or (known) on the fast tier
+ * (fast true: demotions) or not (fast false: promotions), that the hints
+ * let move to tier, in the order they are taken: by count, coldest first
+ * for demotions and hottest first for promotions, then by address.
+ * cands_take() resolves them in that order into the list of pages that
+ * are where they must be to move, asking move_pages(2) about the unknown
+ * ones a batch at a time, as many as the caller takes and only while the
+ * pace allows: status queries are migration work (under TCG asking about
+ * the 26000 pages of a hot set took 1-2 s of CPU, more than a CPU quota
+ * allows in many epochs, and nothing moved until all were asked about;
+ * demoting the few pages by which the fast tier was over its budget asked
+ * about every page of the process, 0.35-0.6 s).
  */
-static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int hi,
-			bool fast, int tier, uint64_t need,
-			const struct tiermm__pace *pace, bool *paced,
-			uint64_t *queried, struct pages *out)
+struct cands {
+	struct pages c;		/* the candidates, in order */
+	size_t at;		/* the next one to resolve */
+	bool fast;
+	uint64_t last_huge;	/* the huge page of the last one taken */
+};
+
+static int cands_collect(struct tiermm__engine *e, unsigned int lo, unsigned int hi,
+			 bool fast, int tier, struct cands *cd)
 {
-	struct pages unk = { 0 };
-	uint8_t cls[512];
-	uint64_t last_huge = UINT64_MAX, known_upto[256] = { 0 }, found = 0;
-	size_t hc = 0;
+	struct pages all = { 0 };
+	size_t hc = 0, at[257] = { 0 };
 	int ret = 0;
 
+	free(cd->c.v);
+	*cd = (struct cands){ .fast = fast, .last_huge = UINT64_MAX };
 	for (size_t i = 0; i < e->heat->n; i++) {
 		const struct tiermm__heat_block *b = &e->heat->b[i];
 
 		for (unsigned int k = 0; k < TIERMM__HEAT_PAGES; k++) {
 			uint64_t bit = 1ULL << (k % 64), addr = b->base + k * e->ps;
-			bool known;
 
 			if (!(b->valid[k / 64] & bit))
 				continue;
@@ -763,89 +746,119 @@ static int heat_collect(struct tiermm__engine *e, unsigned int lo, unsigned int 
 				break;
 			if (b->heat[k] < lo || b->heat[k] >= hi)
 				continue;
-			known = b->known[k / 64] & bit;
-			if (known && !!(b->fast[k / 64] & bit) != fast)
+			if ((b->known[k / 64] & bit) && !!(b->fast[k / 64] & bit) != fast)
 				continue;
 			if (!page_allowed(e, addr, tier, &hc))
 				continue;
-			if (!known && *queried + unk.n >= QUERY_MAX)
-				continue;
-			ret = pages_add(known ? out : &unk, addr, b->heat[k]);
+			ret = pages_add(&all, addr, b->heat[k]);
 			if (ret)
 				goto out;
-			if (known)
-				known_upto[fast ? b->heat[k] : 255 - b->heat[k]]++;
 		}
 	}
-	if (unk.n) {
-		/*
-		 * In the order of the caller's (by count, then by address: a
-		 * counting sort of what was collected in address order), and
-		 * known_upto[r] = the known pages of rank r or less.
-		 */
-		struct page *v = malloc(unk.n * sizeof(*v));
-		size_t at[257] = { 0 };
+	if (!all.n)
+		goto out;
+	/* by count (a counting sort of what came in address order) */
+	cd->c.v = malloc(all.n * sizeof(*cd->c.v));
+	if (!cd->c.v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	cd->c.n = cd->c.cap = all.n;
+	for (size_t i = 0; i < all.n; i++)
+		at[(fast ? all.v[i].heat : 255 - all.v[i].heat) + 1]++;
+	for (int r = 0; r < 256; r++)
+		at[r + 1] += at[r];
+	for (size_t i = 0; i < all.n; i++)
+		cd->c.v[at[fast ? all.v[i].heat : 255 - all.v[i].heat]++] = all.v[i];
+out:
+	free(all.v);
+	return ret == -ENOMEM ? tiermm__fail(ENOMEM, "tiering engine: out of memory") : ret;
+}
 
-		if (!v) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < unk.n; i++)
-			at[(fast ? unk.v[i].heat : 255 - unk.v[i].heat) + 1]++;
-		for (int r = 0; r < 256; r++)
-			at[r + 1] += at[r];
-		for (size_t i = 0; i < unk.n; i++)
-			v[at[fast ? unk.v[i].heat : 255 - unk.v[i].heat]++] = unk.v[i];
-		free(unk.v);
-		unk.v = v;
-		for (int r = 1; r < 256; r++)
-			known_upto[r] += known_upto[r - 1];
-	}
-	for (size_t off = 0; off < unk.n; off += 512) {
-		size_t k = unk.n - off < 512 ? unk.n - off : 512;
+static bool page_known(const struct tiermm__engine *e, uint64_t addr, bool *fast)
+{
+	const struct tiermm__heat_block *b = tiermm__heat_block(e->heat, addr);
+	unsigned int k = (unsigned int)((addr & (HEAT_BLOCK - 1)) / e->ps);
+
+	if (!b || !(b->known[k / 64] & (1ULL << (k % 64))))
+		return false;
+	*fast = b->fast[k / 64] & (1ULL << (k % 64));
+	return true;
+}
+
+/*
+ * Up to want more pages of cd onto out, in order: those known to be where
+ * they must be, and unknown ones that a status query finds there (at most
+ * QUERY_MAX queries an epoch); stopped by the pace, *paced is set.
+ */
+static int cands_take(struct tiermm__engine *e, struct cands *cd, size_t want,
+		      const struct tiermm__pace *pace, bool *paced, uint64_t *queried,
+		      struct pages *out)
+{
+	size_t goal = out->n + want;
+	int ret = 0;
+
+	while (out->n < goal && cd->at < cd->c.n && !*paced) {
 		uint64_t addrs[512];
+		uint8_t cls[512];
+		size_t idx[512], m = 0, end = cd->at;
 
-		if (need != UINT64_MAX) {
-			/*
-			 * Every page ranking before the next one to ask about
-			 * is known: enough of them (or as good) already?
-			 */
-			uint8_t h = unk.v[off].heat;
+		/*
+		 * The next candidates, as many as are still wanted (each is
+		 * one page at most), up to 512 unknown ones among them.
+		 */
+		for (; end < cd->c.n && m < 512 && end - cd->at < goal - out->n; end++) {
+			bool fast;
 
-			if (found + known_upto[fast ? h : 255 - h] >= need)
-				break;
-		}
-		if (pace->allow(pace->ctx) < e->ps) {
-			*paced = true;
-			break;
-		}
-		for (size_t j = 0; j < k; j++)
-			addrs[j] = unk.v[off + j].addr;
-		ret = e->ops->where(e->env, addrs, k, cls);
-		if (ret)
-			goto out;
-		*queried += k;
-		for (size_t j = 0; j < k; j++) {
-			uint8_t c = cls[j] & ~TIERMM__WHERE_HUGE;
-			uint64_t blk = addrs[j] & ~(HEAT_BLOCK - 1);
-
-			where_set(e, addrs[j], cls[j]);
-			/* one entry per huge page */
-			if ((cls[j] & TIERMM__WHERE_HUGE) && blk == last_huge)
-				continue;
-			if (cls[j] & TIERMM__WHERE_HUGE)
-				last_huge = blk;
-			if ((c == TIERMM__WHERE_FAST) == fast && c != TIERMM__WHERE_OTHER) {
-				ret = pages_add(out, addrs[j], unk.v[off + j].heat);
-				if (ret)
-					goto out;
-				found++;
+			if (!page_known(e, cd->c.v[end].addr, &fast)) {
+				idx[m] = end;
+				addrs[m++] = cd->c.v[end].addr;
 			}
 		}
+		if (m) {
+			if (*queried + m > QUERY_MAX) {
+				cd->at = cd->c.n;	/* enough asked this epoch */
+				break;
+			}
+			if (pace->allow(pace->ctx) < e->ps) {
+				*paced = true;
+				break;
+			}
+			ret = e->ops->where(e->env, addrs, m, cls);
+			if (ret)
+				return ret;
+			*queried += m;
+			for (size_t j = 0; j < m; j++)
+				where_set(e, addrs[j], cls[j]);
+		}
+		for (size_t j = 0; cd->at < end; cd->at++) {
+			const struct page *p = &cd->c.v[cd->at];
+			uint64_t blk = p->addr & ~(HEAT_BLOCK - 1);
+			bool fast, huge = false;
+
+			if (j < m && idx[j] == cd->at) {
+				uint8_t c = cls[j] & ~TIERMM__WHERE_HUGE;
+
+				huge = cls[j++] & TIERMM__WHERE_HUGE;
+				if (c == TIERMM__WHERE_OTHER)
+					continue;
+				fast = c == TIERMM__WHERE_FAST;
+			} else if (!page_known(e, p->addr, &fast)) {
+				continue;	/* (cannot be: asked about above) */
+			}
+			if (fast != cd->fast)
+				continue;
+			/* one entry per huge page */
+			if (huge && blk == cd->last_huge)
+				continue;
+			if (huge)
+				cd->last_huge = blk;
+			ret = pages_add(out, p->addr, p->heat);
+			if (ret)
+				return tiermm__fail(ENOMEM, "tiering engine: out of memory");
+		}
 	}
-out:
-	free(unk.v);
-	return ret == -ENOMEM ? tiermm__fail(ENOMEM, "tiering engine: out of memory") : ret;
+	return 0;
 }
 
 /* Move up to want pages of p (from *next on) to tier; the bytes moved. */
@@ -941,10 +954,10 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			struct tier_state *ts)
 {
 	struct pages up = { 0 }, down = { 0 };
-	uint64_t queried = 0, room, need, got, nomem;
+	struct cands upc = { 0 }, downc = { 0 };
+	uint64_t queried = 0, room, got, nomem;
 	size_t ui = 0, di = 0;
-	unsigned int td;
-	bool paced = false;
+	bool paced = false, down_collected = false;
 	int ret;
 
 	/* Nothing new since the last epoch (a slow scanner): nothing to do. */
@@ -957,12 +970,11 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 * heat_t's own level too: when it overflowed the budget, what
 		 * is over is among its pages (coldest first takes them last).
 		 */
-		ret = heat_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, over,
-				   pace, &paced, &queried, &down);
+		ret = cands_collect(e, 0, e->heat_t + 1, true, e->cfg.slow_tier, &downc);
+		if (!ret)
+			ret = cands_take(e, &downc, over, pace, &paced, &queried, &down);
 		if (ret)
 			goto out;
-		if (down.n)	/* (down.v is NULL without pages) */
-			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
 		ret = heat_move(e, pace, &down, &di, over, e->cfg.slow_tier, &got, &paced);
 		if (ret)
 			goto out;
@@ -983,31 +995,22 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	 */
 	if (room < e->ps && !swap_limit(e->heat_max))
 		goto out;
-	ret = heat_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, UINT64_MAX,
-			   pace, &paced, &queried, &up);
-	if (!ret && paced)
-		ret = 1;	/* (what the pace let it find moves next time) */
-	if (ret || !up.n)
+	ret = cands_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &upc);
+	if (ret)
 		goto out;
-	qsort(up.v, up.n, sizeof(*up.v), cmp_hot_first);
-	need = up.n * e->ps;
-	if (need > room) {
-		/* the most any promotion may displace: the hottest page's limit */
-		td = swap_limit(up.v[0].heat);
-		ret = heat_collect(e, 0, td, true, e->cfg.slow_tier,
-				   (need - room + e->ps - 1) / e->ps, pace, &paced, &queried,
-				   &down);
-		if (!ret && paced)
-			ret = 1;
-		if (ret)
-			goto out;
-		if (down.n)	/* (down.v is NULL without pages) */
-			qsort(down.v, down.n, sizeof(*down.v), cmp_cold_first);
-	}
-	while (ui < up.n && !paced) {
-		size_t nb = min64(up.n - ui, 512), fits, k;
+	while (!paced) {
+		size_t nb, fits, k;
 		uint64_t fp = 0, kp = 0;
 
+		/* The next batch of pages to promote, hottest first. */
+		if (up.n - ui < 512) {
+			ret = cands_take(e, &upc, 512 - (up.n - ui), pace, &paced, &queried, &up);
+			if (ret)
+				goto out;
+		}
+		nb = min64(up.n - ui, 512);
+		if (!nb)
+			break;
 		/* Entries whose pages fit in the room (a huge page weighs 512). */
 		for (fits = 0; fits < nb; fits++) {
 			uint64_t w = entry_pages(e, up.v[ui + fits].addr);
@@ -1015,6 +1018,25 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			if (fp + w > room / e->ps)
 				break;
 			fp += w;
+		}
+		if (fits < nb) {
+			/*
+			 * Room to make: pages to demote, coldest first, below
+			 * the most the hottest candidate may displace.
+			 */
+			if (!down_collected) {
+				ret = cands_collect(e, 0, swap_limit(upc.c.v[0].heat), true,
+						    e->cfg.slow_tier, &downc);
+				if (ret)
+					goto out;
+				down_collected = true;
+			}
+			if (down.n - di < nb - fits) {
+				ret = cands_take(e, &downc, nb - fits - (down.n - di), pace,
+						 &paced, &queried, &down);
+				if (ret)
+					goto out;
+			}
 		}
 
 		/*
@@ -1064,6 +1086,8 @@ out:
 		e->heat_passes = e->heat->passes;
 	free(up.v);
 	free(down.v);
+	free(upc.c.v);
+	free(downc.c.v);
 	return ret;
 }
 
