@@ -1,7 +1,9 @@
 #!/bin/sh
-# tests/vm/guest/check-ptrepl.sh [--selftests] [SECONDS] - page-table replication (the
-# kernel patch series kmod/patches/linux-6.12) in a guest with two nodes or more, booted
-# with the patched kernel (presets numa2, numa4).
+# tests/vm/guest/check-ptrepl.sh [--selftests | --groups-only] [SECONDS] - page-table
+# replication (the kernel patch series kmod/patches/linux-6.12) in a guest booted with the
+# patched kernel: presets numa2 and numa4 (two nodes or more), or with --groups-only the
+# oblivious preset (NUMA hidden: one node; CPU-group mode only, part 4, the four CPUs
+# split in two groups as a topology probe would on a two-socket host).
 #
 # 1. ptrepl_test basic, dirty and integrity SECONDS (default 60): the prctl and /proc
 #    interfaces and their errors, dirty bits set through a replica seen by reclaim and
@@ -14,8 +16,8 @@
 #    names groups of CPUs (one group per socket; here the two sockets' CPUs) and the tests
 #    of part 1 run again with masks of groups; setting groups while a process is
 #    replicated is refused (EBUSY).
-# 5. With tiermm.ko loaded: the walk of every replica (tiermm pt stat --replicas): each
-#    replica's tables all on its node.
+# 5. With tiermm.ko loaded: the walk of every replica (tiermm pt stat): each replica's
+#    tables all on its node.
 # 6. --selftests: Linux's mm selftests (mmselftests.sh) without replication, then with
 #    kernel.pgtable_replication=1 (every selftest process replicated): same results.
 # The rig fails the run on any BUG/WARNING/KASAN/lockdep report in the kernel log.
@@ -23,15 +25,17 @@
 . /tests/tap.sh
 
 selftests=0
-if [ "$1" = --selftests ]; then
-	selftests=1
-	shift
-fi
+groups_only=0
+case $1 in
+--selftests) selftests=1; shift ;;
+--groups-only) groups_only=1; shift ;;
+esac
 secs=${1:-60}
 
 [ -f /proc/sys/kernel/pgtable_replication ] ||
 	bail_out "this kernel has no page-table replication (boot the patched kernel)"
-[ -d /sys/devices/system/node/node1 ] || bail_out "needs two NUMA nodes"
+[ -d /sys/devices/system/node/node1 ] || [ "$groups_only" -eq 1 ] ||
+	bail_out "needs two NUMA nodes (or --groups-only)"
 command -v ptrepl_test >/dev/null || bail_out "ptrepl_test is not in the guest"
 mem_nodes=$(cat /sys/devices/system/node/has_memory)
 nnodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
@@ -58,6 +62,7 @@ vmstat() {
 	awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat
 }
 
+if [ "$groups_only" -eq 0 ]; then
 # ---- 1. ptrepl_test ------------------------------------------------------------------
 run_ptrepl basic basic
 run_ptrepl dirty dirty
@@ -92,6 +97,7 @@ check_eq "a new process is replicated on every node with memory ($mem_nodes)" \
 run_ptrepl "integrity 20 s, every process replicated" integrity 20
 echo 0 >/proc/sys/kernel/pgtable_replication
 check_eq "with the sysctl back at 0, a new process is not" "" "$(cat /proc/self/pgtable_replication)"
+fi
 
 # ---- 4. CPU groups ------------------------------------------------------------------------
 groups=""
@@ -99,6 +105,12 @@ for n in /sys/devices/system/node/node[0-9]*; do
 	c=$(cat "$n/cpulist")
 	[ -n "$c" ] && groups="$groups${groups:+;}$c"
 done
+if [ "$groups_only" -eq 1 ]; then
+	# one node: split its CPUs in two halves
+	ncpu=$(grep -c ^processor /proc/cpuinfo)
+	[ "$ncpu" -ge 2 ] || bail_out "CPU-group mode needs two CPUs"
+	groups="0-$((ncpu / 2 - 1));$((ncpu / 2))-$((ncpu - 1))"
+fi
 if echo "$groups" >/proc/sys/kernel/pgtable_replication_groups; then
 	ok "pgtable_replication_groups accepts one group per socket ($groups)"
 else
@@ -128,21 +140,24 @@ run_ptrepl "integrity 15 s, CPU groups" integrity 15
 echo "" >/proc/sys/kernel/pgtable_replication_groups
 check_eq "back to node mode" "" "$(cat /proc/sys/kernel/pgtable_replication_groups)"
 
+[ "$groups_only" -eq 1 ] && tap_done
+
 # ---- 5. every replica walked by tiermm.ko ----------------------------------------------
-if [ -c /dev/tiermm ] && tiermm pt stat --help 2>&1 | grep -q -- --replicas; then
-	ptrepl_test hold 64 &
+if [ -c /dev/tiermm ] && command -v tiermm >/dev/null; then
+	ptrepl_test hold 64 >/tmp/hold.out &
 	holder=$!
 	sleep 2
-	if tiermm pt stat --replicas "$holder" >/tmp/ptstat.out 2>&1; then
-		ok "tiermm pt stat --replicas $holder"
+	if tiermm pt stat "$holder" >/tmp/ptstat.out 2>&1 &&
+		grep -q "every replica table is local" /tmp/ptstat.out; then
+		ok "tiermm pt stat $holder: every replica table on its node"
 	else
-		not_ok "tiermm pt stat --replicas $holder"
+		not_ok "tiermm pt stat $holder: a replica table is not on its node (or no replicas seen)"
 	fi
 	while IFS= read -r line; do diag "  $line"; done </tmp/ptstat.out
 	kill "$holder"
 	wait "$holder" 2>/dev/null
 else
-	ok "replica walk # SKIP tiermm.ko or tiermm pt stat --replicas not in this guest"
+	ok "replica walk # SKIP tiermm.ko or tiermm not in this guest"
 fi
 
 # ---- 6. Linux's mm selftests with every process replicated ------------------------------
