@@ -57,6 +57,15 @@ run_ptrepl() {
 	fi
 }
 
+# wait_ready FILE: until ptrepl_test hold has printed "ready" into FILE (60 s at most)
+wait_ready() {
+	wr_i=0
+	while ! grep -q ready "$1" 2>/dev/null && [ "$wr_i" -lt 120 ]; do
+		sleep 0.5
+		wr_i=$((wr_i + 1))
+	done
+}
+
 vmstat() {
 	echo 1 >/proc/sys/vm/stat_refresh
 	awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat
@@ -125,7 +134,7 @@ else
 fi
 ptrepl_test hold 8 >/tmp/hold.out &
 holder=$!
-sleep 2
+wait_ready /tmp/hold.out
 if echo "" >/proc/sys/kernel/pgtable_replication_groups 2>/dev/null; then
 	not_ok "groups changed while a process is replicated"
 else
@@ -146,7 +155,7 @@ check_eq "back to node mode" "" "$(cat /proc/sys/kernel/pgtable_replication_grou
 if [ -c /dev/tiermm ] && command -v tiermm >/dev/null; then
 	ptrepl_test hold 64 >/tmp/hold.out &
 	holder=$!
-	sleep 2
+	wait_ready /tmp/hold.out
 	if tiermm pt stat "$holder" >/tmp/ptstat.out 2>&1 &&
 		grep -q "every replica table is local" /tmp/ptstat.out; then
 		ok "tiermm pt stat $holder: every replica table on its node"
