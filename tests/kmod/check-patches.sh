@@ -56,7 +56,7 @@ cp -al "$src" "$work/src" 2>/dev/null || cp -a "$src" "$work/src"
 applied=1
 for p in "${patches[@]}"; do
 	# patch(1) writes new files and replaces changed ones: hard links stay intact
-	if ! (cd "$work/src" && patch -p1 --fuzz=0 --quiet --backup-if-mismatch=no \
+	if ! (cd "$work/src" && patch -p1 --fuzz=0 --quiet \
 		--no-backup-if-mismatch <"$p") >"$work/patch.log" 2>&1; then
 		not_ok "$(basename "$p") applies in order"
 		diag <"$work/patch.log"
