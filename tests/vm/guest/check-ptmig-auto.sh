@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/vm/guest/check-ptmig-auto.sh [SECONDS] - page-table migration during NUMA balancing
-# (the kernel patch series kmod/patches/linux-6.12, patch 0009,
+# (the kernel patch series kmod/patches/linux-6.12, patch 0005,
 # CONFIG_NUMA_PGTABLE_MIGRATION) in a guest with two nodes (preset numa2), booted with the
 # patched kernel.
 #
