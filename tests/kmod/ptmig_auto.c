@@ -409,6 +409,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	last_move = now() - t0;
 	for (;;) {
 		struct timespec ts = { 0, 250 * 1000 * 1000 };
 

@@ -19,7 +19,7 @@
 #    within SECONDS (default 60), then its PMD and PUD tables; node 1's PageTables grow
 #    and node 0's shrink by as much; no integrity error.
 # 5. The same with the data moved by NUMA balancing itself (no move_pages): 64 MiB.
-# 6. Ping-pong, SECONDS/2: the data (64 MiB) moves between the two nodes every 3 s with
+# 6. Ping-pong, SECONDS/2: the data (64 MiB) moves between the two nodes every 5 s with
 #    move_pages(2) while NUMA balancing moves it back and the tables follow both, under
 #    the writers and the GUP-fast thread; no integrity error. (NUMA balancing scans a
 #    process every 1-60 s, adapting, so only a few scans, and table moves, happen.)
@@ -147,7 +147,7 @@ diag "balancing: $r_data_dst of $r_pages pages on node 1 at the end; $r_pte PTE,
 check_cmd "balancing: >= 24 of the buffer's 32 PTE tables moved ($r_pte)" [ "$r_pte" -ge 24 ]
 
 # 6. ping-pong
-run_auto "ping-pong" -m 64 -t $((secs / 2)) -p 3 -g
+run_auto "ping-pong" -m 64 -t $((secs / 2)) -p 5 -g
 diag "ping-pong: $r_pte PTE, $r_pmd PMD, $r_pud PUD tables moved, $r_fail failed in $r_secs s"
 check_cmd "ping-pong: tables moved ($r_pte)" [ "$r_pte" -ge 1 ]
 
