@@ -33,11 +33,12 @@ seconds=""
 sample_ms=1000
 footprint=512
 shift_s=10
-# The tiermm runtime's CPU quota in the guest: none by default, because under
-# any quota nothing migrates here (the scanner's late passes only re-arm the
-# accessed bits, an open defect, and TCG makes its work costlier:
-# docs/tiering-benchmark.md); the CPU it used is reported either way.
-# "default" leaves the library's (5%).
+# The tiermm runtime's CPU quota in the guest: none by default. The quota works
+# (the runtime keeps to it and migrates), but TCG makes the work costlier (a
+# scanner pass 30-230 ms of guest CPU), so at the library's 5% gups only starts
+# to converge after a minute or more (docs/tiering-benchmark.md, "The CPU quota
+# under TCG"); the CPU it used is reported either way. "default" leaves the
+# library's (5%).
 tm_quota=0
 extra=()
 
