@@ -63,6 +63,8 @@ wait_for() {
 
 # vmstat KEY [NODE]: a counter of /proc/vmstat, or of node NODE's vmstat
 vmstat() {
+	# fold the per-CPU counter differences in first
+	echo 1 >/proc/sys/vm/stat_refresh 2>/dev/null
 	if [ -n "$2" ]; then
 		awk -v k="$1" '$1 == k { print $2 }' "/sys/devices/system/node/node$2/vmstat"
 	else
