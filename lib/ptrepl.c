@@ -215,7 +215,7 @@ static void refusal_reason(char *out, size_t len)
 			 buf);
 	else
 		snprintf(out, len,
-			 "it replicates no page tables under kernel page-table isolation, 5-level paging or in a Xen PV guest");
+			 "it replicates no page tables under kernel page-table isolation or in a Xen PV guest");
 }
 
 /*
