@@ -205,7 +205,7 @@ static int take_mask(const char *what, const unsigned long *mask,
 static void refusal_reason(char *out, size_t len)
 {
 	struct tiermm__fs fs;
-	char buf[256];
+	char buf[128];
 
 	fs_init(&fs);
 	if (tiermm__fs_read(&fs, "/sys/devices/system/cpu/vulnerabilities/meltdown",
@@ -225,7 +225,7 @@ static void refusal_reason(char *out, size_t len)
  */
 static int kernel_fail(int err, const char *what, pid_t pid, const char *list)
 {
-	char self[32], reason[320];
+	char self[32], reason[384];
 
 	if (pid)
 		snprintf(self, sizeof(self), "pid %d", (int)pid);
