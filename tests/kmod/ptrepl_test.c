@@ -9,8 +9,10 @@
  *   ptrepl_test dirty
  *	dirty bits set through a replica are seen: MADV_FREE pages written again from a
  *	CPU of each node must survive MADV_PAGEOUT (reclaim drops clean lazy-free pages
- *	only) and a migration (move_pages) first; a control run without the writes shows
- *	the pages are dropped, so the check can fail.
+ *	only), also after a migration (move_pages), an mprotect or a fork in between
+ *	(those update a table's replicas once per call and must carry the replicas'
+ *	dirty bits over); a control run without the writes shows the pages are
+ *	dropped, so the check can fail.
  *   ptrepl_test integrity SECONDS
  *	writer threads on every node update pages with checksummed contents while the main
  *	thread turns replication on and off (all nodes, single nodes), mprotects, munmaps
@@ -69,6 +71,7 @@
 static int ntests, nfail;
 static int nr_nodes;		/* nodes with memory, 0..nr_nodes-1 */
 static int nr_cpu_nodes;	/* of them with CPUs: 0..nr_cpu_nodes-1 */
+static int nr_mem_nodes;	/* NUMA nodes, also in CPU-group mode (where nr_nodes counts groups) */
 static int node_cpu[MAXN];	/* a CPU of each node with CPUs */
 
 static void ok(bool cond, const char *fmt, ...)
@@ -197,8 +200,14 @@ static void discover_nodes(void)
 	char path[128], buf[256];
 	int n;
 
+	for (n = 0; n < MAXN; n++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", n);
+		if (access(path, F_OK))
+			break;
+	}
+	nr_mem_nodes = n ? n : 1;
 	if (discover_groups()) {
-		printf("# CPU-group mode: %d groups\n", nr_nodes);
+		printf("# CPU-group mode: %d groups, %d nodes\n", nr_nodes, nr_mem_nodes);
 		return;
 	}
 	for (n = 0; n < MAXN; n++) {
@@ -390,62 +399,118 @@ static void test_basic(void)
 /*
  * MADV_FREE clears the dirty bits; writing again sets them, in the replica the CPU
  * walks. Reclaim (MADV_PAGEOUT) drops lazy-free pages whose PTE is clean: a page it
- * drops reads back as zeros. Returns how many of @n pages kept their contents.
+ * drops reads back as zeros. Between the writes and reclaim, @then moves the pages
+ * to another node, or runs mprotect (read-only and back) or fork over them: the
+ * kernel updates the replicas of a table once per call there, so the dirty bits
+ * the hardware set in a replica must reach the master entry. Returns how many of
+ * the 512 pages kept their contents.
  */
-static long dirty_round(int node, bool rewrite, bool migrate)
+enum then { THEN_NOTHING, THEN_MIGRATE, THEN_MPROTECT, THEN_FORK };
+
+#define HUGE (2ul << 20)
+
+/* kB of anonymous huge pages this process maps */
+static long anon_huge_kb(void)
+{
+	char text[4096], *at;
+	int fd = open("/proc/self/smaps_rollup", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	at = strstr(text, "AnonHugePages:");
+	return at ? strtol(at + strlen("AnonHugePages:"), NULL, 10) : 0;
+}
+
+/* Was the last dirty_round(huge = true) region a huge page? */
+static bool dirty_was_huge;
+
+static long dirty_round(int node, bool rewrite, enum then then, bool huge)
 {
 	size_t n = 512, i;
-	long kept = 0;
-	char *p = map(n * PAGE);
+	long kept = 0, before = anon_huge_kb();
+	char *base = map(n * PAGE + HUGE);
+	char *p = (char *)(((uintptr_t)base + HUGE - 1) & ~(HUGE - 1));
+	pid_t pid;
 
+	if (madvise(p, n * PAGE, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) && !huge)
+		die("MADV_NOHUGEPAGE");
 	pin(node_cpu[node]);
 	for (i = 0; i < n; i++)
 		memset(p + i * PAGE, 0x5a, PAGE);
+	if (huge)
+		dirty_was_huge = anon_huge_kb() - before >= (long)(HUGE >> 10);
 	if (madvise(p, n * PAGE, MADV_FREE))
 		die("MADV_FREE");
 	if (rewrite)
 		for (i = 0; i < n; i++)
 			p[i * PAGE] = 0x5b;
-	if (migrate) {
+	if (then == THEN_MIGRATE) {
 		void *pages[512];
 		int nodes[512], status[512];
 
 		for (i = 0; i < n; i++) {
 			pages[i] = p + i * PAGE;
-			nodes[i] = (node + 1) % nr_nodes;
+			nodes[i] = (node + 1) % nr_mem_nodes;
 		}
 		if (move_pages((int)n, pages, nodes, status) < 0)
 			die("move_pages");
+	} else if (then == THEN_MPROTECT) {
+		if (mprotect(p, n * PAGE, PROT_READ) ||
+		    mprotect(p, n * PAGE, PROT_READ | PROT_WRITE))
+			die("mprotect");
+	} else if (then == THEN_FORK) {
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0)
+			_exit(0);
+		if (waitpid(pid, NULL, 0) != pid)
+			die("waitpid");
 	}
 	if (madvise(p, n * PAGE, MADV_PAGEOUT))
 		die("MADV_PAGEOUT");
 	for (i = 0; i < n; i++)
 		kept += p[i * PAGE] == (rewrite ? 0x5b : 0x5a) && p[i * PAGE + 1] == 0x5a;
-	munmap(p, n * PAGE);
+	munmap(base, n * PAGE + HUGE);
 	unpin();
 	return kept;
 }
 
 static void test_dirty(void)
 {
+	static const char *const then_name[] = {
+		"seen by reclaim", "... and by migration", "... and after mprotect",
+		"... and after fork",
+	};
 	unsigned long all = (1ul << nr_nodes) - 1;
+	enum then then;
+	int node, huge;
 	long k;
-	int node;
 
-	k = dirty_round(0, false, false);
+	k = dirty_round(0, false, THEN_NOTHING, false);
 	ok(k < 512, "control: clean lazy-free pages are reclaimed (%ld of 512 kept)", k);
 	if (k == 512)
 		printf("# MADV_PAGEOUT dropped nothing: the dirty checks below cannot fail\n");
+	k = dirty_round(0, false, THEN_MPROTECT, false);
+	ok(k < 512, "control: ... also after mprotect (%ld of 512 kept)", k);
+	k = dirty_round(0, true, THEN_FORK, false);
+	ok(k == 512, "control: unreplicated, rewritten pages survive a fork (%ld of 512 kept)", k);
 	ok(set_repl(all) == 0, "replicated on all nodes");
-	for (node = 0; node < nr_cpu_nodes; node++) {
-		k = dirty_round(node, true, false);
-		ok(k == 512, "node %d: dirty bits set through its replica seen by reclaim "
-		   "(%ld of 512 kept)", node, k);
-		if (nr_nodes > 1) {
-			k = dirty_round(node, true, true);
-			ok(k == 512, "node %d: ... and by migration (%ld of 512 kept)", node, k);
-		}
-	}
+	for (node = 0; node < nr_cpu_nodes; node++)
+		for (huge = 0; huge < 2; huge++)
+			for (then = THEN_NOTHING; then <= THEN_FORK; then++) {
+				if (then == THEN_MIGRATE && nr_mem_nodes < 2)
+					continue;
+				k = dirty_round(node, true, then, huge);
+				ok(k == 512, "node %d, %s: dirty bits set through its replica %s "
+				   "(%ld of 512 kept)", node,
+				   !huge ? "4 KiB pages" : dirty_was_huge ? "a THP" :
+				   "THP asked, 4 KiB given", then_name[then], k);
+			}
 	set_repl(0);
 }
 
@@ -615,7 +680,7 @@ static void test_integrity(double seconds)
 
 			for (k = 0; k < 64; k++) {
 				pages[k] = region + off + (uint64_t)k * 16 * PAGE;
-				nodes[k] = rand() % nr_nodes;
+				nodes[k] = rand() % nr_mem_nodes;
 			}
 			if (move_pages(64, pages, nodes, status) == 0)
 				for (k = 0; k < 64; k++)
