@@ -3,9 +3,10 @@
 #
 # Usage: tests/vm/selftest.sh [RUN]   (RUN defaults to tests/vm/run beside this file)
 #
-# Argument errors must fail fast with a clear message and without booting; then four
-# short boots check status passing, output/quoting, the timeout, the kernel-log scan and a
-# guest crash. Uses a throwaway build directory, so it needs no project build. TAP output.
+# Argument errors (and a --with tool missing on the host) must fail fast with a clear
+# message and without booting; then four short boots check status passing, output/quoting,
+# the timeout, the kernel-log scan and a guest crash. Uses a throwaway build directory, so
+# it needs no project build. TAP output.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,6 +80,15 @@ expect "bad --timeout is refused" 2 "--timeout needs a positive number" 5 -- \
 expect "unknown option is refused" 2 "unknown option: --frobnicate" 5 -- --frobnicate -- true
 TIERMM_VM_QEMU=$tmp/no-such-qemu expect "missing qemu is reported" 5 "qemu not found" 5 -- \
 	"${b[@]}" -- true
+expect "--with an unknown tool is refused" 2 "--with no-such-tool: not a tool.*stress-ng" 5 -- \
+	--with no-such-tool "${b[@]}" -- true
+# A host PATH with everything but stress-ng, and no installing: --with stress-ng fails.
+mkdir -p "$tmp/path"
+for f in /usr/bin/* /usr/sbin/*; do
+	[[ ${f##*/} == stress-ng ]] || ln -sf "$f" "$tmp/path/${f##*/}"
+done
+TIERMM_VM_NO_INSTALL=1 PATH=$tmp/path expect "a --with tool missing on the host is reported" 5 \
+	"missing host packages: stress-ng" 5 -- --with stress-ng "${b[@]}" -- true
 expect "--list names every preset" 0 "" 5 -- --list
 for p in "$here"/presets/*.conf; do
 	p=${p##*/}
