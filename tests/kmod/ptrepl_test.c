@@ -13,6 +13,11 @@
  *	(those update a table's replicas once per call and must carry the replicas'
  *	dirty bits over); a control run without the writes shows the pages are
  *	dropped, so the check can fail.
+ *   ptrepl_test deposit
+ *	a huge page collapsed while replicated, split while not (another process keeping
+ *	the hooks on), its pages copied on write after a fork, then written once replicated
+ *	again: the writes must reach the pages (the PTE table deposited for the split must
+ *	not bring back stale replicas).
  *   ptrepl_test integrity SECONDS
  *	writer threads on every node update pages with checksummed contents while the main
  *	thread turns replication on and off (all nodes, single nodes), mprotects, munmaps
@@ -514,6 +519,136 @@ static void test_dirty(void)
 	set_repl(0);
 }
 
+/* ---- deposited page tables ---- */
+
+/* A child that replicates itself and waits: the replication hooks stay on meanwhile. */
+static pid_t replicated_helper(void)
+{
+	int fds[2];
+	pid_t pid;
+	char c = 0;
+
+	if (pipe(fds))
+		die("pipe");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		close(fds[0]);
+		c = set_repl((1ul << nr_nodes) - 1) ? 'n' : 'y';
+		if (write(fds[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1 || c != 'y')
+		die("the helper process could not replicate");
+	close(fds[0]);
+	return pid;
+}
+
+/*
+ * Collapsing 4 KiB pages into a huge page keeps their PTE table deposited for a later
+ * split. Were that table to keep its replicas after replication is turned off, a split
+ * while another process keeps the hooks on would fill them, later changes made while no
+ * process is replicated (the hooks off) would not reach them, and turning replication
+ * on again would reuse them: CPUs would map pages the process no longer has, and what it
+ * writes would be lost. Each round: 4 KiB pages, replicate, collapse, stop replicating,
+ * split (MADV_DONTNEED of the last page) while a replicated helper process lives, fork
+ * an unreplicated child once it is gone and write (copy on write: new pages), replicate
+ * again, write from a CPU of each node, read back through the kernel (/proc/self/mem
+ * walks the master tables) and through the mapping once replication is off again.
+ */
+static void test_deposit(void)
+{
+	unsigned long all = (1ul << nr_nodes) - 1;
+	int fd = open("/proc/self/mem", O_RDONLY), round, node, collapsed = 0, fds[2];
+	size_t n = HUGE / PAGE - 1, i;
+	const char *every = proc_read("/proc/sys/kernel/pgtable_replication");
+
+	if (fd < 0)
+		die("/proc/self/mem");
+	if (every && every[0] == '1')
+		printf("# kernel.pgtable_replication is 1: the hooks stay on, the checks below "
+		       "cannot fail\n");
+	for (round = 0; round < 4; round++) {
+		/* forked before the region exists: its fork write-protects none of it */
+		pid_t helper = replicated_helper(), child;
+		char *base = map(2 * HUGE);
+		char *p = (char *)(((uintptr_t)base + HUGE - 1) & ~(HUGE - 1));
+		long bad_kernel = 0, bad_user = 0;
+		uint64_t word, want;
+
+		if (madvise(p, HUGE, MADV_NOHUGEPAGE))
+			die("MADV_NOHUGEPAGE");
+		memset(p, 0x11, HUGE);
+		if (set_repl(all))
+			die("replicating");
+		if (madvise(p, HUGE, MADV_HUGEPAGE) || madvise(p, HUGE, MADV_COLLAPSE)) {
+			printf("# round %d: MADV_COLLAPSE failed (%s)\n", round, strerror(errno));
+			set_repl(0);
+			munmap(base, 2 * HUGE);
+			kill(helper, SIGKILL);
+			waitpid(helper, NULL, 0);
+			continue;
+		}
+		collapsed++;
+		set_repl(0);
+		if (madvise(p + n * PAGE, PAGE, MADV_DONTNEED))
+			die("MADV_DONTNEED");
+		kill(helper, SIGKILL);
+		if (waitpid(helper, NULL, 0) != helper)
+			die("waitpid");
+		if (pipe(fds))
+			die("pipe");
+		child = fork();
+		if (child < 0)
+			die("fork");
+		if (child == 0) {
+			char c;
+
+			close(fds[1]);
+			_exit(read(fds[0], &c, 1) < 0);
+		}
+		close(fds[0]);
+		memset(p, 0x22, n * PAGE);
+		if (set_repl(all))
+			die("replicating again");
+		for (node = 0; node < nr_cpu_nodes; node++) {
+			pin(node_cpu[node]);
+			for (i = 0; i < n; i++)
+				((uint64_t *)(p + i * PAGE))[node] = (uint64_t)round << 40 |
+								    (uint64_t)node << 32 | i;
+		}
+		unpin();
+		for (node = 0; node < nr_cpu_nodes; node++)
+			for (i = 0; i < n; i++) {
+				want = (uint64_t)round << 40 | (uint64_t)node << 32 | i;
+				if (pread(fd, &word, sizeof(word),
+					  (off_t)(uintptr_t)(p + i * PAGE + (size_t)node * 8)) !=
+				    sizeof(word) || word != want)
+					bad_kernel++;
+			}
+		set_repl(0);
+		for (node = 0; node < nr_cpu_nodes; node++)
+			for (i = 0; i < n; i++) {
+				want = (uint64_t)round << 40 | (uint64_t)node << 32 | i;
+				bad_user += ((uint64_t *)(p + i * PAGE))[node] != want;
+			}
+		close(fds[1]);
+		waitpid(child, NULL, 0);
+		ok(bad_kernel == 0 && bad_user == 0,
+		   "round %d: writes after a THP collapsed while replicated was split reach the "
+		   "pages (%ld of %zu words wrong as the kernel reads them, %ld as the process "
+		   "does unreplicated)", round, bad_kernel, n * (size_t)nr_cpu_nodes, bad_user);
+		munmap(base, 2 * HUGE);
+	}
+	close(fd);
+	ok(collapsed > 0, "%d of 4 collapses worked (none: the checks above test nothing)",
+	   collapsed);
+}
+
 /* ---- integrity ---- */
 
 #define REGION (96ul << 20)
@@ -559,6 +694,22 @@ static bool check_page(uint64_t i, uint64_t version)
 	return h->index == i && h->version == version && h->sum == page_sum(pg, i, version);
 }
 
+static atomic_int op_now;	/* the operation running, for reports */
+
+/* What a corrupt page holds instead of @version: to tell lost writes from strays. */
+static void describe_page(const char *who, uint64_t i, uint64_t version)
+{
+	const struct page_hdr *h = (const struct page_hdr *)(region + i * PAGE);
+
+	fprintf(stderr, "%s: page %" PRIu64 " corrupt during operation %d: expected version %"
+		PRIu64 ", holds index %" PRIu64 " version %" PRIu64 " (%s)\n", who, i,
+		atomic_load(&op_now), version, h->index, h->version,
+		h->index != i ? "another page's data" :
+		h->version >= 1000 && h->version - 1000 <= version ? "a forked child's write" :
+		h->version < version ? "an older version: a write was lost" :
+		h->version == version ? "torn: header right, body wrong" : "a newer version");
+}
+
 struct writer {
 	pthread_t t;
 	int id, nw;
@@ -578,8 +729,10 @@ static void *writer(void *arg)
 		i = (x % (NPAGES / (uint64_t)w->nw)) * (uint64_t)w->nw + (uint64_t)w->id;
 		pthread_rwlock_rdlock(&maplock);
 		if (!check_page(i, versions[i])) {
-			fprintf(stderr, "writer %d: page %" PRIu64 " corrupt (version %" PRIu64
-				")\n", w->id, i, versions[i]);
+			char who[32];
+
+			snprintf(who, sizeof(who), "writer %d", w->id);
+			describe_page(who, i, versions[i]);
 			atomic_store(&stop, true);
 			pthread_rwlock_unlock(&maplock);
 			return (void *)1;
@@ -651,6 +804,7 @@ static void test_integrity(double seconds)
 		uint64_t off = ((uint64_t)rand() % (REGION / (4ul << 20))) * (4ul << 20);
 		unsigned long mask;
 
+		atomic_store(&op_now, ops);
 		switch (ops++ % 8) {
 		case 0:	/* toggle replication: all, one node, a random set, off */
 			mask = (ops / 8) % 4 == 3 ? 0 :
@@ -723,7 +877,8 @@ static void test_integrity(double seconds)
 		writer_failed |= r != NULL;
 	}
 	for (p = 0; p < NPAGES; p++)
-		bad += !check_page(p, versions[p]);
+		if (!check_page(p, versions[p]) && bad++ < 8)
+			describe_page("final check", p, versions[p]);
 	ok(!writer_failed, "writers saw no corrupt page (%ld writes)", atomic_load(&writes));
 	ok(bad == 0, "every page intact at the end (%" PRIu64 " of %lu bad)", bad, NPAGES);
 	ok(bad_set == 0, "%ld replication changes, all took effect", toggles);
@@ -863,6 +1018,8 @@ int main(int argc, char **argv)
 		test_basic();
 	else if (!strcmp(mode, "dirty"))
 		test_dirty();
+	else if (!strcmp(mode, "deposit"))
+		test_deposit();
 	else if (!strcmp(mode, "integrity"))
 		test_integrity(argc > 2 ? atof(argv[2]) : 60);
 	else if (!strcmp(mode, "hold")) {
@@ -884,7 +1041,7 @@ int main(int argc, char **argv)
 		test_cost(argc > 2 ? strtoul(argv[2], NULL, 0) : 16384);
 		return 0;
 	} else {
-		fprintf(stderr, "usage: ptrepl_test basic | dirty | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
+		fprintf(stderr, "usage: ptrepl_test basic | dirty | deposit | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
 		return 2;
 	}
 	printf("1..%d\n", ntests);

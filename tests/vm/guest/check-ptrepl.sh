@@ -5,7 +5,7 @@
 # oblivious preset (NUMA hidden: one node; CPU-group mode only, part 4, the four CPUs
 # split in two groups as a topology probe would on a two-socket host).
 #
-# 1. ptrepl_test basic, dirty and integrity SECONDS (default 60): the prctl and /proc
+# 1. ptrepl_test basic, dirty, deposit and integrity SECONDS (default 60): the prctl and /proc
 #    interfaces and their errors, dirty bits set through a replica seen by reclaim and
 #    migration, checksummed pages under writers while replication is turned on and off
 #    and the address space changes (tests/kmod/ptrepl_test.c).
@@ -41,8 +41,6 @@ mem_nodes=$(cat /sys/devices/system/node/has_memory)
 nnodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
 
 # run_ptrepl NAME ARGS...: one check standing for a ptrepl_test run, its TAP as diagnostics
-# run_ptrepl NAME ARGS...: run ptrepl_test ARGS as one check (rp_todo set: a failure is
-# a known open bug, reported as TODO with that reason)
 run_ptrepl() {
 	rp_name=$1
 	shift
@@ -54,9 +52,6 @@ run_ptrepl() {
 	rp_fail=$(grep -c '^not ok ' /tmp/ptrepl.out)
 	if [ "$rp_rc" -eq 0 ] && [ "$rp_fail" -eq 0 ] && [ "$rp_pass" -gt 0 ]; then
 		ok "ptrepl_test $rp_name: $rp_pass checks passed in $(($(date +%s) - rp_t)) s"
-	elif [ -n "${rp_todo:-}" ]; then
-		not_ok_todo "$rp_todo" \
-			"ptrepl_test $rp_name: exit $rp_rc, $rp_fail of $((rp_pass + rp_fail)) checks failed"
 	else
 		not_ok "ptrepl_test $rp_name: exit $rp_rc, $rp_fail of $((rp_pass + rp_fail)) checks failed"
 	fi
@@ -80,6 +75,7 @@ if [ "$groups_only" -eq 0 ]; then
 # ---- 1. ptrepl_test ------------------------------------------------------------------
 run_ptrepl basic basic
 run_ptrepl dirty dirty
+run_ptrepl deposit deposit
 run_ptrepl "integrity ${secs} s" integrity "$secs"
 
 # ---- 2. the reserve -------------------------------------------------------------------
@@ -108,12 +104,7 @@ check_eq "a negative value drains the reserve" 0 "$(vmstat nr_pgtable_repl_cache
 echo 1 >/proc/sys/kernel/pgtable_replication
 check_eq "a new process is replicated on every node with memory ($mem_nodes)" \
 	"$mem_nodes" "$(cat /proc/self/pgtable_replication)"
-# Known open bug (issue 7, docs/ptrepl.md "Known bugs"): in this mode about one run in
-# eight sees pages corrupted right after a fork made while the process itself had
-# replication turned off (its child is replicated by the sysctl). Reported, not counted.
-rp_todo="known bug: pages corrupted after a fork by an unreplicated parent with the sysctl at 1"
 run_ptrepl "integrity 20 s, every process replicated" integrity 20
-rp_todo=
 echo 0 >/proc/sys/kernel/pgtable_replication
 check_eq "with the sysctl back at 0, a new process is not" "" "$(cat /proc/self/pgtable_replication)"
 fi

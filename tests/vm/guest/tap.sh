@@ -17,15 +17,6 @@ not_ok() {
 	echo "not ok $tap_n - $*"
 }
 
-# not_ok_todo REASON DESCRIPTION...: a failed check of a known, open bug (TAP "# TODO"):
-# printed as a failure with the reason, not counted in tap_done's status
-not_ok_todo() {
-	tap_reason=$1
-	shift
-	tap_n=$((tap_n + 1))
-	echo "not ok $tap_n - $* # TODO $tap_reason"
-}
-
 # diag LINE...: TAP diagnostic lines
 diag() {
 	for tap_line in "$@"; do
