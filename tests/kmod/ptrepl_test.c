@@ -18,6 +18,10 @@
  *	the hooks on), its pages copied on write after a fork, then written once replicated
  *	again: the writes must reach the pages (the PTE table deposited for the split must
  *	not bring back stale replicas).
+ *   ptrepl_test memcg
+ *	(inside a cgroup of its own) replica tables are charged to the process's memory
+ *	cgroup and uncharged when replication stops; a cgroup without room for them gets
+ *	ENOMEM, nothing changed.
  *   ptrepl_test integrity SECONDS
  *	writer threads on every node update pages with checksummed contents while the main
  *	thread turns replication on and off (all nodes, single nodes), mprotects, munmaps
@@ -40,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -269,19 +274,20 @@ static long move_pages(int count, void **pages, const int *nodes, int *status)
 	return syscall(SYS_move_pages, 0, count, pages, nodes, status, MPOL_MF_MOVE);
 }
 
+/* The start of a /proc or /sys file (8 KiB at most), in a buffer the next call reuses. */
 static char *proc_read(const char *path)
 {
-	static char buf[256];
+	static char buf[8192];
+	size_t len = 0;
 	ssize_t n;
 	int fd = open(path, O_RDONLY);
 
 	if (fd < 0)
 		return NULL;
-	n = read(fd, buf, sizeof(buf) - 1);
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
 	close(fd);
-	if (n < 0)
-		return NULL;
-	buf[n] = 0;
+	buf[len] = 0;
 	return buf;
 }
 
@@ -647,6 +653,118 @@ static void test_deposit(void)
 	close(fd);
 	ok(collapsed > 0, "%d of 4 collapses worked (none: the checks above test nothing)",
 	   collapsed);
+}
+
+/* ---- memory cgroup ---- */
+
+/* This process's cgroup directory (cgroup v2), or NULL. */
+static const char *own_cgroup(void)
+{
+	static char dir[512];
+	const char *text = proc_read("/proc/self/cgroup");
+	const char *at = text ? strstr(text, "0::") : NULL;
+	size_t n;
+
+	if (!at)
+		return NULL;
+	at += 3;
+	n = strcspn(at, "\n");
+	if (n == 1 && at[0] == '/')
+		return NULL;	/* the root cgroup: no memory.stat */
+	snprintf(dir, sizeof(dir), "/sys/fs/cgroup%.*s", (int)n, at);
+	return dir;
+}
+
+static long cgroup_long(const char *dir, const char *file, const char *key)
+{
+	char path[600], *text, *at;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	text = proc_read(path);
+	if (!text)
+		return -1;
+	if (!key)
+		return atol(text);
+	for (at = text; (at = strstr(at, key)); at++)
+		if ((at == text || at[-1] == '\n') && at[strlen(key)] == ' ')
+			return atol(at + strlen(key) + 1);
+	return -1;
+}
+
+/*
+ * memory.stat "kernel" once it is at least @min (or at most @max): the cgroup's statistics
+ * are folded in when enough changes piled up or by the 2 s periodic flush.
+ */
+static long kernel_settle(const char *cg, long min, long max)
+{
+	long k = cgroup_long(cg, "memory.stat", "kernel");
+	int i;
+
+	for (i = 0; i < 50 && (k < min || k > max); i++) {
+		usleep(100000);
+		k = cgroup_long(cg, "memory.stat", "kernel");
+	}
+	return k;
+}
+
+/*
+ * Replica tables are charged to the process's memory cgroup like its own page tables
+ * (memory.stat "kernel"), given back when replication stops, and a cgroup without room
+ * for them gets -ENOMEM when replication is turned on, with nothing changed (no OOM
+ * kill: they are an optimisation). Run inside a cgroup of its own (check-ptrepl.sh).
+ */
+static void test_memcg(void)
+{
+	unsigned long all = (1ul << nr_nodes) - 1;
+	const char *cg = own_cgroup();
+	size_t len = 256ul << 20;
+	long k0, k1, k2, r0, r1, r2, cur, need;
+	char *p, path[600], limit[64];
+	int ret;
+
+	if (!cg || cgroup_long(cg, "memory.stat", "kernel") < 0) {
+		ok(false, "ptrepl_test memcg runs in a cgroup of its own with the memory controller "
+		   "(cgroup %s)", cg ? cg : "/");
+		return;
+	}
+	p = map(len);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	r0 = vmstat("nr_pgtable_replica");
+	k0 = cgroup_long(cg, "memory.stat", "kernel");
+	ok(set_repl(all) == 0, "replicated on all nodes");
+	r1 = vmstat("nr_pgtable_replica");
+	k1 = kernel_settle(cg, k0 + (r1 - r0) * (long)PAGE * 9 / 10, LONG_MAX);
+	ok(r1 - r0 > 0 && k1 - k0 >= (r1 - r0) * (long)PAGE * 9 / 10,
+	   "the %ld replica pages (%ld KiB) are charged to the cgroup (kernel memory %ld -> "
+	   "%ld KiB)", r1 - r0, (r1 - r0) * (long)PAGE / 1024, k0 / 1024, k1 / 1024);
+	set_repl(0);
+	r2 = vmstat("nr_pgtable_replica");
+	k2 = kernel_settle(cg, 0, k1 - (r1 - r0) * (long)PAGE * 9 / 10);
+	ok(r2 == r0 && k1 - k2 >= (r1 - r0) * (long)PAGE * 9 / 10,
+	   "... and uncharged once replication stops (kernel memory -%ld KiB, %ld replica "
+	   "pages left of %ld)", (k1 - k2) / 1024, r2 - r0, r1 - r0);
+
+	/* a limit with room for half the copies */
+	need = (r1 - r0) * (long)PAGE;
+	cur = cgroup_long(cg, "memory.current", NULL);
+	snprintf(path, sizeof(path), "%s/memory.max", cg);
+	snprintf(limit, sizeof(limit), "%ld", cur + need / 2);
+	if (proc_write(path, limit)) {
+		ok(false, "memory.max of %s could be set", cg);
+	} else {
+		ret = set_repl(all);
+		ok(ret == -ENOMEM && get_repl() == 0 && vmstat("nr_pgtable_replica") == r0,
+		   "with room for half the copies (memory.max %s), replicating fails with ENOMEM "
+		   "and changes nothing (%s, replicated on %#lx, %ld replica pages)", limit,
+		   ret ? strerror(-ret) : "succeeded", get_repl(),
+		   vmstat("nr_pgtable_replica") - r0);
+		proc_write(path, "max");
+		ok(set_repl(all) == 0 && get_repl() == (long)all,
+		   "without the limit it works again");
+		set_repl(0);
+	}
+	munmap(p, len);
 }
 
 /* ---- integrity ---- */
@@ -1018,6 +1136,8 @@ int main(int argc, char **argv)
 		test_basic();
 	else if (!strcmp(mode, "dirty"))
 		test_dirty();
+	else if (!strcmp(mode, "memcg"))
+		test_memcg();
 	else if (!strcmp(mode, "deposit"))
 		test_deposit();
 	else if (!strcmp(mode, "integrity"))
@@ -1041,7 +1161,7 @@ int main(int argc, char **argv)
 		test_cost(argc > 2 ? strtoul(argv[2], NULL, 0) : 16384);
 		return 0;
 	} else {
-		fprintf(stderr, "usage: ptrepl_test basic | dirty | deposit | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
+		fprintf(stderr, "usage: ptrepl_test basic | dirty | deposit | memcg | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
 		return 2;
 	}
 	printf("1..%d\n", ntests);
