@@ -18,6 +18,9 @@
  *	the hooks on), its pages copied on write after a fork, then written once replicated
  *	again: the writes must reach the pages (the PTE table deposited for the split must
  *	not bring back stale replicas).
+ *   ptrepl_test ksm
+ *	KSM merges the pages of a replicated process (ksmd started) and each node writes to
+ *	merged pages: reads right from every node, writes reach the process's pages.
  *   ptrepl_test memcg
  *	(inside a cgroup of its own) replica tables are charged to the process's memory
  *	cgroup and uncharged when replication stops; a cgroup without room for them gets
@@ -655,6 +658,93 @@ static void test_deposit(void)
 	   collapsed);
 }
 
+/* ---- KSM ---- */
+
+/* /proc/self/ksm_merging_pages once it reaches @want (30 s at most), or what it was. */
+static long ksm_settle(long want)
+{
+	const char *text;
+	long v = -1;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		text = proc_read("/proc/self/ksm_merging_pages");
+		v = text ? atol(text) : -1;
+		if (v >= want)
+			break;
+		usleep(100000);
+	}
+	return v;
+}
+
+/*
+ * KSM on a replicated process: ksmd write-protects the pages it merges and replaces
+ * their PTEs with the shared page's; every copy must follow. Pages of 8 distinct
+ * contents are merged, read back from a CPU of each node, then written from each node
+ * (breaking the sharing by copy on write): the writes must reach the process's own
+ * pages (/proc/self/mem reads through the master tables), and the pages never written
+ * must still hold their contents.
+ */
+static void test_ksm(void)
+{
+	unsigned long all = (1ul << nr_nodes) - 1;
+	size_t n = 1024, i;
+	int fd = open("/proc/self/mem", O_RDONLY), node;
+	char *p = map(n * PAGE);
+	long merged, bad_read = 0, bad_write = 0, bad_kept = 0;
+	uint64_t word, want;
+
+	if (fd < 0)
+		die("/proc/self/mem");
+	if (proc_write("/sys/kernel/mm/ksm/run", "1")) {
+		ok(false, "ksmd can be started (/sys/kernel/mm/ksm/run)");
+		return;
+	}
+	proc_write("/sys/kernel/mm/ksm/pages_to_scan", "4096");
+	proc_write("/sys/kernel/mm/ksm/sleep_millisecs", "10");
+	madvise(p, n * PAGE, MADV_NOHUGEPAGE);
+	for (i = 0; i < n; i++)
+		memset(p + i * PAGE, (int)(i % 8) + 1, PAGE);
+	ok(set_repl(all) == 0, "replicated on all nodes");
+	if (madvise(p, n * PAGE, MADV_MERGEABLE))
+		die("MADV_MERGEABLE");
+	merged = ksm_settle((long)n - 8);
+	ok(merged >= (long)n - 8, "ksmd merged the replicated pages (%ld of %zu pages map a "
+	   "KSM page)", merged, n);
+	for (node = 0; node < nr_cpu_nodes; node++) {
+		pin(node_cpu[node]);
+		for (i = 0; i < n; i++)
+			bad_read += p[i * PAGE + 100] != (char)(i % 8 + 1);
+	}
+	ok(bad_read == 0, "the merged pages read back right from a CPU of each node (%ld wrong)",
+	   bad_read);
+	/* node k writes the pages i with i % (nodes + 1) == k; the others stay merged */
+	for (node = 0; node < nr_cpu_nodes; node++) {
+		pin(node_cpu[node]);
+		for (i = (size_t)node; i < n; i += (size_t)nr_cpu_nodes + 1)
+			((uint64_t *)(p + i * PAGE))[1] = (uint64_t)node << 32 | i;
+	}
+	unpin();
+	for (i = 0; i < n; i++) {
+		if (i % ((size_t)nr_cpu_nodes + 1) == (size_t)nr_cpu_nodes) {
+			bad_kept += p[i * PAGE + 100] != (char)(i % 8 + 1);
+			continue;
+		}
+		want = (uint64_t)(i % ((size_t)nr_cpu_nodes + 1)) << 32 | i;
+		if (pread(fd, &word, sizeof(word), (off_t)(uintptr_t)(p + i * PAGE + 8)) !=
+		    sizeof(word) || word != want || p[i * PAGE + 100] != (char)(i % 8 + 1))
+			bad_write++;
+	}
+	ok(bad_write == 0 && bad_kept == 0, "writes from each node to merged pages reach the "
+	   "process's pages (%ld wrong), the pages not written keep their contents (%ld wrong)",
+	   bad_write, bad_kept);
+	madvise(p, n * PAGE, MADV_UNMERGEABLE);
+	proc_write("/sys/kernel/mm/ksm/run", "2");
+	set_repl(0);
+	munmap(p, n * PAGE);
+	close(fd);
+}
+
 /* ---- memory cgroup ---- */
 
 /* This process's cgroup directory (cgroup v2), or NULL. */
@@ -1141,6 +1231,8 @@ int main(int argc, char **argv)
 		test_basic();
 	else if (!strcmp(mode, "dirty"))
 		test_dirty();
+	else if (!strcmp(mode, "ksm"))
+		test_ksm();
 	else if (!strcmp(mode, "memcg"))
 		test_memcg();
 	else if (!strcmp(mode, "deposit"))
@@ -1166,7 +1258,7 @@ int main(int argc, char **argv)
 		test_cost(argc > 2 ? strtoul(argv[2], NULL, 0) : 16384);
 		return 0;
 	} else {
-		fprintf(stderr, "usage: ptrepl_test basic | dirty | deposit | memcg | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
+		fprintf(stderr, "usage: ptrepl_test basic | dirty | deposit | ksm | memcg | integrity [SECONDS] | hold MIB | cost [PAGES]\n");
 		return 2;
 	}
 	printf("1..%d\n", ntests);

@@ -5,11 +5,12 @@
 # oblivious preset (NUMA hidden: one node; CPU-group mode only, part 4, the four CPUs
 # split in two groups as a topology probe would on a two-socket host).
 #
-# 1. ptrepl_test basic, dirty, deposit, memcg and integrity SECONDS (default 60): the prctl
-#    and /proc interfaces and their errors, dirty bits set through a replica seen by reclaim
-#    and migration, no stale copies of a deposited THP table, copies charged to the memory
-#    cgroup (in a cgroup of its own), checksummed pages under writers while replication
-#    is turned on and off and the address space changes (tests/kmod/ptrepl_test.c).
+# 1. ptrepl_test basic, dirty, deposit, ksm, memcg and integrity SECONDS (default 60): the
+#    prctl and /proc interfaces and their errors, dirty bits set through a replica seen by
+#    reclaim and migration, no stale copies of a deposited THP table, KSM merging and
+#    unsharing replicated pages, copies charged to the memory cgroup (in a cgroup of its
+#    own), checksummed pages under writers while replication is turned on and off and the
+#    address space changes (tests/kmod/ptrepl_test.c).
 # 2. The reserve: kernel.pgtable_replication_cache fills and drains every node.
 # 3. kernel.pgtable_replication=1: every new process is replicated on every node with
 #    memory; the integrity run again that way.
@@ -77,6 +78,7 @@ if [ "$groups_only" -eq 0 ]; then
 run_ptrepl basic basic
 run_ptrepl dirty dirty
 run_ptrepl deposit deposit
+run_ptrepl ksm ksm
 # replica tables charged to the memory cgroup: the test runs in a cgroup of its own
 echo +memory >/sys/fs/cgroup/cgroup.subtree_control
 mkdir -p /sys/fs/cgroup/ptrepl
