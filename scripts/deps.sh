@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config libhwloc-dev hwloc libnuma-dev numactl
 liburcu-dev libcmocka-dev libjansson-dev python3 qemu-system-x86 busybox-static cpio kmod
-groff-base file linux-source-6.12 xz-utils stress-ng
+groff-base file linux-source-6.12 xz-utils stress-ng rsync
 debhelper dh-dkms dh-python lintian abigail-tools"
 missing=""
 for p in $pkgs; do
