@@ -530,8 +530,11 @@ static void test_dirty(void)
 
 /* ---- deposited page tables ---- */
 
-/* A child that replicates itself and waits: the replication hooks stay on meanwhile. */
-static pid_t replicated_helper(void)
+/*
+ * A child that waits to be killed; replicated on every node first if @replicated (the
+ * replication hooks then stay on while it lives).
+ */
+static pid_t waiting_child(bool replicated)
 {
 	int fds[2];
 	pid_t pid;
@@ -544,7 +547,7 @@ static pid_t replicated_helper(void)
 		die("fork");
 	if (pid == 0) {
 		close(fds[0]);
-		c = set_repl((1ul << nr_nodes) - 1) ? 'n' : 'y';
+		c = replicated && set_repl((1ul << nr_nodes) - 1) ? 'n' : 'y';
 		if (write(fds[1], &c, 1) != 1)
 			_exit(1);
 		for (;;)
@@ -552,9 +555,16 @@ static pid_t replicated_helper(void)
 	}
 	close(fds[1]);
 	if (read(fds[0], &c, 1) != 1 || c != 'y')
-		die("the helper process could not replicate");
+		die("the waiting child could not replicate");
 	close(fds[0]);
 	return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	if (waitpid(pid, NULL, 0) != pid)
+		die("waitpid");
 }
 
 /*
@@ -572,7 +582,7 @@ static pid_t replicated_helper(void)
 static void test_deposit(void)
 {
 	unsigned long all = (1ul << nr_nodes) - 1;
-	int fd = open("/proc/self/mem", O_RDONLY), round, node, collapsed = 0, fds[2];
+	int fd = open("/proc/self/mem", O_RDONLY), round, node, collapsed = 0;
 	size_t n = HUGE / PAGE - 1, i;
 	const char *every = proc_read("/proc/sys/kernel/pgtable_replication");
 
@@ -583,7 +593,7 @@ static void test_deposit(void)
 		       "cannot fail\n");
 	for (round = 0; round < 4; round++) {
 		/* forked before the region exists: its fork write-protects none of it */
-		pid_t helper = replicated_helper(), child;
+		pid_t helper = waiting_child(true), child;
 		char *base = map(2 * HUGE);
 		char *p = (char *)(((uintptr_t)base + HUGE - 1) & ~(HUGE - 1));
 		long bad_kernel = 0, bad_user = 0;
@@ -598,29 +608,15 @@ static void test_deposit(void)
 			printf("# round %d: MADV_COLLAPSE failed (%s)\n", round, strerror(errno));
 			set_repl(0);
 			munmap(base, 2 * HUGE);
-			kill(helper, SIGKILL);
-			waitpid(helper, NULL, 0);
+			kill_child(helper);
 			continue;
 		}
 		collapsed++;
 		set_repl(0);
 		if (madvise(p + n * PAGE, PAGE, MADV_DONTNEED))
 			die("MADV_DONTNEED");
-		kill(helper, SIGKILL);
-		if (waitpid(helper, NULL, 0) != helper)
-			die("waitpid");
-		if (pipe(fds))
-			die("pipe");
-		child = fork();
-		if (child < 0)
-			die("fork");
-		if (child == 0) {
-			char c;
-
-			close(fds[1]);
-			_exit(read(fds[0], &c, 1) < 0);
-		}
-		close(fds[0]);
+		kill_child(helper);
+		child = waiting_child(false);
 		memset(p, 0x22, n * PAGE);
 		if (set_repl(all))
 			die("replicating again");
@@ -645,8 +641,7 @@ static void test_deposit(void)
 				want = (uint64_t)round << 40 | (uint64_t)node << 32 | i;
 				bad_user += ((uint64_t *)(p + i * PAGE))[node] != want;
 			}
-		close(fds[1]);
-		waitpid(child, NULL, 0);
+		kill_child(child);
 		ok(bad_kernel == 0 && bad_user == 0,
 		   "round %d: writes after a THP collapsed while replicated was split reach the "
 		   "pages (%ld of %zu words wrong as the kernel reads them, %ld as the process "
