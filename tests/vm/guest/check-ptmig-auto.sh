@@ -52,16 +52,20 @@ run_auto() {
 	ra_name=$1
 	shift
 	leaf1=
+	# The shell opens (truncates) the output file in the background child: without
+	# the rm, the loop below could read the previous run's result line before that
+	# and kill this run at once.
+	rm -f /tmp/ptmig.out
 	if [ $module = 1 ]; then
 		ptmig_auto -k "$@" >/tmp/ptmig.out 2>&1 &
 		ra_pid=$!
 		ra_n=0
-		while ! grep -q '^result ' /tmp/ptmig.out && kill -0 $ra_pid 2>/dev/null &&
+		while ! grep -qs '^result ' /tmp/ptmig.out && kill -0 $ra_pid 2>/dev/null &&
 			[ $ra_n -lt $((secs + 60)) ]; do
 			sleep 1
 			ra_n=$((ra_n + 1))
 		done
-		if grep -q '^result ' /tmp/ptmig.out; then
+		if grep -qs '^result ' /tmp/ptmig.out; then
 			ra_json=$(tiermm pt stat $ra_pid --json)
 			leaf1=$(echo "$ra_json" |
 				sed -n 's/.*{"node":1,[^}]*"leaf_local":\([0-9.]*\).*/\1/p')

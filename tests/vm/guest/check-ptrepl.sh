@@ -143,6 +143,7 @@ if echo "0-1;1-2" >/proc/sys/kernel/pgtable_replication_groups 2>/dev/null; then
 else
 	ok "overlapping groups refused"
 fi
+rm -f /tmp/hold.out # (the background child truncates it later: no stale "ready")
 ptrepl_test hold 8 >/tmp/hold.out &
 holder=$!
 wait_ready /tmp/hold.out
@@ -164,6 +165,7 @@ check_eq "back to node mode" "" "$(cat /proc/sys/kernel/pgtable_replication_grou
 
 # ---- 5. every replica walked by tiermm.ko ----------------------------------------------
 if [ -c /dev/tiermm ] && command -v tiermm >/dev/null; then
+	rm -f /tmp/hold.out
 	ptrepl_test hold 64 >/tmp/hold.out &
 	holder=$!
 	wait_ready /tmp/hold.out
