@@ -1620,6 +1620,11 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 	tiermm__heat_record(e->heat, obs, n);
 }
 
+uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e)
+{
+	return e->c.promoted + e->c.demoted;
+}
+
 void tiermm__engine_stats(struct tiermm__engine *e, struct tiermm_runtime_stats *s)
 {
 	const struct tiermm__rtree_snap *snap = tiermm__rtree_snapshot_get(e->tree);

@@ -206,6 +206,8 @@ int tiermm__engine_classify(struct tiermm__engine *e,
  */
 int tiermm__engine_migrate(struct tiermm__engine *e,
 			   const struct tiermm__pace *pace);
+/* Pages moved so far (promoted + demoted), for the runtime's pace. */
+uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e);
 /* The engine's counters into the engine fields of s (not the runtime's). */
 void tiermm__engine_stats(struct tiermm__engine *e,
 			  struct tiermm_runtime_stats *s);

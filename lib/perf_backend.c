@@ -1027,4 +1027,5 @@ const struct tiermm__backend_ops tiermm__perf_backend = {
 	.cpu_ns = perf_cpu_ns,
 	.stats = perf_stats,
 	.close = perf_close,
+	.fixed_poll = true,
 };

@@ -99,6 +99,13 @@
 #define POLL_MAX_NS 100000000ULL	/* sampler polls at least every 100 ms */
 #define POLL_MIN_NS 10000000ULL
 #define QUEUE_MAX (1u << 17)	/* observations queued (12 MiB) */
+/* Settling (tiermm_runtime_opts.backoff_max): see engine_settle(). */
+#define DEF_BACKOFF 32
+#define MAX_BACKOFF 1024
+#define BACKOFF_FIRST 8		/* the first step: see engine_settle() */
+#define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
+#define WARM_EPOCHS 8		/* never before this many epochs */
+#define SETTLE_SHARE 64		/* quiet: moved < budget / this */
 #define SHARE_BIT (1ULL << 63)
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
 
@@ -137,6 +144,8 @@ struct tiermm_runtime {
 	uint64_t sampler_skips;
 	uint64_t budget_req;	/* bytes, or SHARE_BIT | billionths */
 	int halt;
+	unsigned int backoff;	/* the pace: 1 full, N times slower */
+	unsigned int backoff_max;
 
 	/* The runtime threads and stop(). */
 	pthread_t engine_thr, sampler_thr;
@@ -146,6 +155,7 @@ struct tiermm_runtime {
 	/* under lock */
 	int state, error;
 	char error_msg[256];
+	uint64_t wake_gen;	/* the pace went back to full: sleepers wake */
 	double credit_ns;	/* CPU quota */
 	uint64_t q_wall, q_cpu;
 
@@ -162,6 +172,10 @@ struct tiermm_runtime {
 	bool rate_hit, quota_hit;
 	uint64_t rate_limited, quota_limited;
 	uint64_t cpu_classify_ns, cpu_migrate_ns;
+	unsigned int quiet;	/* settled epochs in a row */
+	uint64_t ep_hot;	/* the hot set's pages at the last epoch */
+	uint64_t seen_budget, seen_hints;
+	uint64_t backoff_epochs;
 
 	/* Published statistics (RCU). */
 	struct tiermm_runtime_stats *pub;
@@ -223,6 +237,22 @@ static void sleep_until(struct tiermm_runtime *rt, uint64_t deadline)
 
 	pthread_mutex_lock(&rt->lock);
 	while (!halted(rt) && mono_ns() < deadline)
+		if (pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/*
+ * The sampler's sleep: until deadline, halted, or the pace went back to
+ * full (wake_gen moved on from gen).
+ */
+static void sleep_until_wake(struct tiermm_runtime *rt, uint64_t deadline, uint64_t gen)
+{
+	struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000ULL),
+			       .tv_nsec = (long)(deadline % 1000000000ULL) };
+
+	pthread_mutex_lock(&rt->lock);
+	while (!halted(rt) && rt->wake_gen == gen && mono_ns() < deadline)
 		if (pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&rt->lock);
@@ -347,7 +377,9 @@ static void *sampler_main(void *arg)
 	rt->s_cpu = thread_cpu_ns();
 	rt->s_credit_ns = rt->quota * (double)rt->epoch_ns;
 	while (!halted(rt)) {
-		uint64_t now, wait = 0;
+		uint64_t now, wait = 0, gen = __atomic_load_n(&rt->wake_gen, __ATOMIC_ACQUIRE);
+		unsigned int slow = rt->bops->fixed_poll ? 1 :
+				    __atomic_load_n(&rt->backoff, __ATOMIC_RELAXED);
 		double sc = sampler_credit(rt);
 
 		/* over the quota, a backend in mid-pass still finishes it */
@@ -382,10 +414,13 @@ static void *sampler_main(void *arg)
 			sampler_counters(rt);
 			last_counters = now;
 		}
-		next += rt->poll_ns;
+		/* a pass or a burst under way comes on time, at any pace */
+		next += busy ? rt->poll_ns : rt->poll_ns * slow;
 		if (next < now + wait)
 			next = now + wait;
-		sleep_until(rt, next);
+		sleep_until_wake(rt, next, gen);
+		if (__atomic_load_n(&rt->wake_gen, __ATOMIC_ACQUIRE) != gen)
+			next = mono_ns();	/* full pace again: poll now */
 	}
 	sampler_counters(rt);
 	return NULL;
@@ -491,6 +526,8 @@ static int publish(struct tiermm_runtime *rt)
 	s->cpu_classify_s = (double)rt->cpu_classify_ns / 1e9;
 	s->cpu_migrate_s = (double)rt->cpu_migrate_ns / 1e9;
 	s->wall_s = (double)(mono_ns() - rt->t_start) / 1e9;
+	s->backoff = __atomic_load_n(&rt->backoff, __ATOMIC_RELAXED);
+	s->backoff_epochs = rt->backoff_epochs;
 	old = rt->pub;
 	rcu_assign_pointer(rt->pub, s);
 	if (old) {
@@ -514,6 +551,106 @@ static void drain(struct tiermm_runtime *rt)
 	}
 }
 
+/* Back to the full pace (engine thread): wake the sampler if it was slow. */
+static void pace_full(struct tiermm_runtime *rt)
+{
+	rt->quiet = 0;
+	if (__atomic_load_n(&rt->backoff, __ATOMIC_RELAXED) == 1)
+		return;
+	pthread_mutex_lock(&rt->lock);
+	__atomic_store_n(&rt->backoff, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->wake_gen, rt->wake_gen + 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/* A new budget or a new hint since the epoch started (engine thread). */
+static bool pace_news(struct tiermm_runtime *rt)
+{
+	if (__atomic_load_n(&rt->budget_req, __ATOMIC_RELAXED) != rt->seen_budget)
+		return true;
+	return !rt->pid && tiermm__hints_generation() != rt->seen_hints;
+}
+
+/*
+ * Sleep until the next epoch. At a reduced pace, look every base epoch
+ * whether the application set a budget or a hint (those calls only store
+ * a word: they never wait for us), and start the epoch then; and publish
+ * the statistics, so that their CPU times and counters are never more
+ * than an epoch old.
+ */
+static void engine_wait(struct tiermm_runtime *rt, uint64_t next)
+{
+	for (;;) {
+		uint64_t now = mono_ns(), until = next;
+
+		if (halted(rt) || now >= next)
+			return;
+		if (rt->backoff > 1 && until > now + rt->epoch_ns)
+			until = now + rt->epoch_ns;
+		sleep_until(rt, until);
+		if (until == next || halted(rt))
+			continue;
+		if (pace_news(rt)) {
+			pace_full(rt);
+			return;
+		}
+		publish(rt);
+	}
+}
+
+/*
+ * Settling (after the epoch's migration). An epoch is quiet when it moved
+ * less than 1/SETTLE_SHARE of the budget, was not cut by pacing, and its
+ * hot set differs from the last epoch's by less than 1/SETTLE_SHARE of the
+ * budget (while the signal builds up, nothing moves yet but the hot set
+ * grows: that is not settled; an idle process's hot set stays empty: that
+ * is). After
+ * WARM_EPOCHS epochs and SETTLE_EPOCHS quiet ones in a row at the full
+ * pace, the pace drops to 1/BACKOFF_FIRST, then halves after each quiet
+ * epoch (long ones by then) down to 1/backoff_max. Any epoch that is not
+ * quiet brings the full pace back.
+ *
+ * Why from 1 straight to 8: the scanner judges pages by the time between
+ * its passes (scan_backend.c: a pass reports what was touched since the
+ * one before); gaps of 200-400 ms would widen that window and make cold
+ * pages look warmer. From 800 ms on, every pass after a pause only arms
+ * and the burst of reporting passes after it comes on time, so a sample
+ * keeps its meaning and only the pauses between bursts grow.
+ * What it saves: our threads' CPU (passes, classification, residency
+ * queries). kdamond and the kernel's perf sampling run at their own rate.
+ */
+static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
+{
+	struct tiermm_runtime_stats es = { .sz = sizeof(es) };
+	uint64_t budget_pages, hot_pages, dhot;
+	unsigned int b = rt->backoff;
+
+	tiermm__engine_stats(rt->engine, &es);
+	budget_pages = es.budget_bytes / rt->ps;
+	hot_pages = es.hot_set_bytes / rt->ps;
+	dhot = hot_pages > rt->ep_hot ? hot_pages - rt->ep_hot : rt->ep_hot - hot_pages;
+	rt->ep_hot = hot_pages;
+	if (!budget_pages)
+		budget_pages = 1;
+	if (paced || moved * SETTLE_SHARE >= budget_pages ||
+	    dhot * SETTLE_SHARE >= budget_pages) {
+		pace_full(rt);
+		return;
+	}
+	if (rt->backoff_max <= 1 || es.epochs < WARM_EPOCHS)
+		return;
+	if (b == 1 && ++rt->quiet < SETTLE_EPOCHS)
+		return;
+	rt->quiet = 0;
+	b = b == 1 ? BACKOFF_FIRST : b * 2;
+	if (b > rt->backoff_max)
+		b = rt->backoff_max;
+	if (b != rt->backoff)
+		tiermm__log(TIERMM_LOG_DEBUG, "tiering runtime: placement settled: pace 1/%u", b);
+	__atomic_store_n(&rt->backoff, b, __ATOMIC_RELAXED);
+}
+
 static void *engine_main(void *arg)
 {
 	struct tiermm_runtime *rt = arg;
@@ -523,10 +660,10 @@ static void *engine_main(void *arg)
 	rt->tok_last = mono_ns();
 	while (!halted(rt)) {
 		struct tiermm__budget_req req;
-		uint64_t t0, t1, t2;
+		uint64_t t0, t1, t2, moved0;
 		int ret;
 
-		sleep_until(rt, next);
+		engine_wait(rt, next);
 		if (halted(rt))
 			break;
 		/*
@@ -541,8 +678,13 @@ static void *engine_main(void *arg)
 			if (c < 0)
 				rt->quota_limited++;
 			while (c < 0 && !halted(rt)) {
-				sleep_until(rt, mono_ns() + (uint64_t)(-c / rt->quota) + 1);
+				uint64_t w = (uint64_t)(-c / rt->quota) + 1;
+
+				/* the statistics stay at most an epoch old */
+				sleep_until(rt, mono_ns() + (w < rt->epoch_ns ? w : rt->epoch_ns));
 				c = credit(rt);
+				if (c < 0 && !halted(rt))
+					publish(rt);
 			}
 			if (halted(rt))
 				break;
@@ -550,8 +692,14 @@ static void *engine_main(void *arg)
 		t0 = thread_cpu_ns();
 		rt->ep_cpu0 = t0;
 		rt->ep_moving = false;
+		if (rt->backoff > 1 && pace_news(rt))
+			pace_full(rt);
+		rt->seen_budget = __atomic_load_n(&rt->budget_req, __ATOMIC_RELAXED);
+		if (!rt->pid)
+			rt->seen_hints = tiermm__hints_generation();
+		moved0 = tiermm__engine_moved_pages(rt->engine);
 		drain(rt);
-		budget_decode(__atomic_load_n(&rt->budget_req, __ATOMIC_RELAXED), &req);
+		budget_decode(rt->seen_budget, &req);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
 		t1 = thread_cpu_ns();
 		rt->cpu_classify_ns += t1 - t0;
@@ -570,8 +718,11 @@ static void *engine_main(void *arg)
 			finish(rt, ret, tiermm_errmsg());
 			break;
 		}
+		rt->backoff_epochs += rt->backoff > 1;
+		engine_settle(rt, tiermm__engine_moved_pages(rt->engine) - moved0,
+			      ret == 1 || rt->rate_hit || rt->quota_hit);
 		publish(rt);
-		next += rt->epoch_ns;
+		next += rt->epoch_ns * rt->backoff;
 		if (next < mono_ns())
 			next = mono_ns();
 	}
@@ -790,6 +941,9 @@ static int check_opts(const struct tiermm_runtime_opts *o)
 				    o->cpu_quota);
 	if ((o->flags & TIERMM_RUNTIME_NO_CPU_QUOTA) && o->cpu_quota)
 		return tiermm__fail(EINVAL, "%s: cpu_quota with TIERMM_RUNTIME_NO_CPU_QUOTA", w);
+	if (o->backoff_max > MAX_BACKOFF)
+		return tiermm__fail(EINVAL, "%s: backoff_max %u is more than %d", w,
+				    o->backoff_max, MAX_BACKOFF);
 	if (o->fast_tier < 0 || o->slow_tier < 0)
 		return tiermm__fail(ENOENT, "%s: tier %d does not exist", w,
 				    o->fast_tier < 0 ? o->fast_tier : o->slow_tier);
@@ -921,6 +1075,8 @@ int tiermm_runtime_start(const struct tiermm_runtime_opts *opts, struct tiermm_r
 	rt->quota = (o.flags & TIERMM_RUNTIME_NO_CPU_QUOTA) ? 0 :
 		    (o.cpu_quota ? o.cpu_quota : DEF_QUOTA);
 	rt->credit_ns = rt->quota * 2.0 * (double)rt->epoch_ns;
+	rt->backoff = 1;
+	rt->backoff_max = o.backoff_max ? o.backoff_max : DEF_BACKOFF;
 	rt->q_wall = mono_ns();
 	rt->tokens = rt->rate * (double)rt->epoch_ns / 1e9;
 

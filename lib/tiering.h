@@ -161,6 +161,12 @@ struct tiermm__backend_ops {
 	uint64_t (*cpu_ns)(struct tiermm__backend *b);
 	void (*stats)(struct tiermm__backend *b, struct tiermm__backend_stats *s);
 	void (*close)(struct tiermm__backend *b);
+	/*
+	 * Polls stay at the base period when the runtime slows down for
+	 * settled placement (perf: the kernel samples at its own rate, and a
+	 * ring read less often overflows; reading an empty one costs little).
+	 */
+	bool fixed_poll;
 };
 
 extern const struct tiermm__backend_ops tiermm__perf_backend;

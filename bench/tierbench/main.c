@@ -94,6 +94,7 @@ struct opts {
 	long min_free_kb;
 	bool no_filler;
 	double tm_quota;	/* tiermm policies' CPU quota; <0: default */
+	unsigned int tm_backoff;	/* tiermm policies' backoff_max; 0: default */
 };
 
 static void usage(FILE *f)
@@ -117,6 +118,9 @@ static void usage(FILE *f)
 "  --no-filler         do not limit the fast node (debugging)\n"
 "  --tiermm-quota Q    tiermm-* policies: the runtime's CPU quota, a share of\n"
 "                      one CPU (default: the library's, 0.05; 0 = no quota)\n"
+"  --tiermm-backoff N  tiermm-* policies: the runtime's backoff_max, how much\n"
+"                      slower it may get once placement settled (default:\n"
+"                      the library's, 32; 1 = always the full pace)\n"
 "  --out FILE          CSV output (default: stdout)\n"
 "  --verbose\n",
 		tb_policy_names());
@@ -126,7 +130,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum { O_WL = 256, O_POL, O_SHARE, O_FOOT, O_SEC, O_SAMPLE, O_SHIFT,
 	       O_STEADY, O_THREADS, O_THETA, O_SEED, O_FAST, O_SLOW, O_MINFREE,
-	       O_NOFILL, O_OUT, O_VERB, O_LIST, O_HELP, O_QUOTA };
+	       O_NOFILL, O_OUT, O_VERB, O_LIST, O_HELP, O_QUOTA, O_BACKOFF };
 	static const struct option lo[] = {
 		{ "workload", 1, NULL, O_WL }, { "policy", 1, NULL, O_POL },
 		{ "fast-share", 1, NULL, O_SHARE },
@@ -141,6 +145,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "no-filler", 0, NULL, O_NOFILL }, { "out", 1, NULL, O_OUT },
 		{ "verbose", 0, NULL, O_VERB },
 		{ "tiermm-quota", 1, NULL, O_QUOTA },
+		{ "tiermm-backoff", 1, NULL, O_BACKOFF },
 		{ "list-policies", 0, NULL, O_LIST }, { "help", 0, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -171,6 +176,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_OUT: o->out = optarg; break;
 		case O_VERB: g_verbose = true; break;
 		case O_QUOTA: o->tm_quota = atof(optarg); break;
+		case O_BACKOFF: o->tm_backoff = (unsigned int)atoi(optarg); break;
 		case O_LIST: printf("%s\n", tb_policy_names()); exit(0);
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -184,7 +190,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    o->seconds <= 0 || o->sample_ms < 10 || o->threads < 1 ||
 	    o->threads > TB_MAX_THREADS || o->theta <= 0 || o->shift_s <= 0 ||
 	    o->steady_from < 0 || o->steady_from >= 1 ||
-	    (o->tm_quota < 0 && o->tm_quota != -1) || o->tm_quota > 1) {
+	    (o->tm_quota < 0 && o->tm_quota != -1) || o->tm_quota > 1 ||
+	    o->tm_backoff > 1024) {
 		fprintf(stderr, "tierbench: an option is out of range\n");
 		return -1;
 	}
@@ -895,6 +902,7 @@ int main(int argc, char **argv)
 	b->policy_name = o.policy;
 	b->fast_share = o.fast_share;
 	b->tm_quota = o.tm_quota;
+	b->tm_backoff = o.tm_backoff;
 	b->nthreads = o.threads;
 	w = &b->wl;
 	w->ops = tb_workload_find(o.workload);

@@ -216,6 +216,7 @@ struct tb_bench {
 	pid_t pid, main_tid;
 	bool verbose;
 	double tm_quota;	/* --tiermm-quota; <0: the library's default */
+	unsigned int tm_backoff;	/* --tiermm-backoff; 0: the library's */
 	/* the metadata arena */
 	void *meta;
 	size_t meta_len;

@@ -48,6 +48,17 @@ struct tiermm_runtime_opts {
 	int slow_tier;		/* 0: the last tier */
 	const struct tiermm_topo *topo;	/* NULL: the running machine */
 	unsigned int flags;	/* TIERMM_RUNTIME_* */
+	/*
+	 * Settling: once placement has settled (four epochs in a row that
+	 * had new samples and moved less than 1/64 of the budget, none cut
+	 * by the rate limit or the quota), the runtime samples and classifies
+	 * less often: the epoch and the pause between sampling bursts become
+	 * 8, then 16, 32 ... times their base, up to backoff_max times. An
+	 * epoch that moves more, a budget change or a new hint brings the full
+	 * pace back at once. 0: 32; 1: always the full pace; at most 1024.
+	 * Since 0.2.0.
+	 */
+	unsigned int backoff_max;
 };
 
 /* Start managing memory. 0 or -errno; *rt is NULL on failure. */
@@ -105,6 +116,12 @@ struct tiermm_runtime_stats {
 	 * ranges rather than pages (perf, damon). Since 0.2.0.
 	 */
 	double fast_access_share;
+	/*
+	 * The pace now: 1 = full, N = epochs and sampling pauses N times their
+	 * base (settled placement: tiermm_runtime_opts.backoff_max). Since 0.2.0.
+	 */
+	unsigned int backoff;
+	uint64_t backoff_epochs;	/* epochs run at a reduced pace */
 };
 
 /* A consistent copy of the counters; never waits for the engine. */

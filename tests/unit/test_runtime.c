@@ -602,6 +602,12 @@ static void test_bad_opts(void **state)
 	}
 	{
 		TIERMM_OPTS(tiermm_runtime_opts, o, .backend = "test", .topo = topo,
+			    .backoff_max = 1025);
+		expect_start_error(&o, -EINVAL, "backoff_max 1025");
+		assert_non_null(strstr(tiermm_errmsg(), "backoff_max 1025 is more than 1024"));
+	}
+	{
+		TIERMM_OPTS(tiermm_runtime_opts, o, .backend = "test", .topo = topo,
 			    .budget_share = NAN);
 		expect_start_error(&o, -EINVAL, "share NaN");
 	}
@@ -862,6 +868,120 @@ static void test_hysteresis(void **state)
 	print_message("  B 3x as dense: placed at epoch %ld\n", epochs);
 	assert_true(epochs > 0);
 	assert_true(pages_on(0, REGION, NODE_FAST) * PG <= 16 * MIB);
+	stop_fake(rt);
+	assert_no_violation();
+}
+
+/* Polls of the test backend in ms of wall time. */
+static uint64_t polls_in(unsigned int ms)
+{
+	uint64_t p0, p1;
+
+	pthread_mutex_lock(&W.lock);
+	p0 = W.polls;
+	pthread_mutex_unlock(&W.lock);
+	sleep_ms(ms);
+	pthread_mutex_lock(&W.lock);
+	p1 = W.polls;
+	pthread_mutex_unlock(&W.lock);
+	return p1 - p0;
+}
+
+/* Wait up to ms for the pace to reach at least b; the pace reached. */
+static unsigned int wait_backoff(struct tiermm_runtime *rt, unsigned int b, unsigned int ms)
+{
+	uint64_t t_end = now_ns() + ms * 1000000ULL;
+	unsigned int cur = get_stats(rt).backoff;
+
+	while (cur < b && now_ns() < t_end) {
+		sleep_ms(5);
+		cur = get_stats(rt).backoff;
+	}
+	return cur;
+}
+
+/*
+ * Settling: once placement is done the pace drops (fewer polls, longer
+ * epochs) down to backoff_max; a shift of the hot set, a new budget or a
+ * new hint brings the full pace back; backoff_max 1 never slows down.
+ */
+static void test_settle(void **state)
+{
+	struct tiermm_runtime *rt;
+	struct tiermm_runtime_stats s;
+	uint64_t full, slow, w0, t0;
+	long epochs;
+
+	(void)state;
+	/* backoff_max 1: the full pace throughout. */
+	world_reset(NODE_SLOW);
+	set_hot(0, 64 * MIB, 16 * MIB, 10);
+	{
+		TIERMM_OPTS(tiermm_runtime_opts, o, .backend = "test", .budget_bytes = 32 * MIB,
+			    .epoch_ms = 20, .topo = topo, .flags = FREE_RUN, .backoff_max = 1);
+
+		assert_int_equal(tiermm_runtime_start(&o, &rt), 0);
+		running = rt;
+	}
+	assert_true(wait_placed(rt, 64 * MIB, 16 * MIB, NODE_FAST, 10000) > 0);
+	sleep_ms(500);
+	full = polls_in(500);
+	s = get_stats(rt);
+	assert_int_equal(s.backoff, 1);
+	assert_int_equal(s.backoff_epochs, 0);
+	assert_true(s.epochs >= 30);
+	stop_fake(rt);
+	assert_no_violation();
+
+	/* The default: the pace drops once placed, 8x, 16x, then 32x. */
+	world_reset(NODE_SLOW);
+	set_hot(0, 64 * MIB, 16 * MIB, 10);
+	rt = start_fake(32 * MIB, FREE_RUN, 0, 0);
+	epochs = wait_placed(rt, 64 * MIB, 16 * MIB, NODE_FAST, 10000);
+	assert_true(epochs > 0);
+	assert_int_equal(wait_backoff(rt, 32, 10000), 32);
+	slow = polls_in(1300);
+	s = get_stats(rt);
+	print_message("  placed at epoch %ld, pace 1/%u after %" PRIu64 " epochs (%" PRIu64 " slow); polls %.0f/s at full pace, %.0f/s settled\n",
+		      epochs, s.backoff, s.epochs, s.backoff_epochs, full / 0.5, slow / 1.3);
+	assert_true(s.backoff_epochs > 0);
+	assert_true(slow / 1.3 * 4 < full / 0.5);
+	/* the statistics stay fresh: published every base epoch (20 ms) */
+	w0 = (uint64_t)(get_stats(rt).wall_s * 1000);
+	sleep_ms(100);
+	assert_true((uint64_t)(get_stats(rt).wall_s * 1000) >= w0 + 40);
+
+	/* The hot set moves: full pace at the first epoch that moves pages. */
+	set_hot(0, 64 * MIB, 16 * MIB, 0);
+	set_hot(1, 160 * MIB, 16 * MIB, 40);
+	epochs = wait_placed(rt, 160 * MIB, 16 * MIB, NODE_FAST, 10000);
+	print_message("  shifted hot set placed at epoch %ld, pace 1/%u\n", epochs,
+		      get_stats(rt).backoff);
+	assert_true(epochs > 0);
+	assert_int_equal(wait_backoff(rt, 32, 10000), 32);
+
+	/* A new budget: taken at the next base epoch, not the next slow one. */
+	assert_int_equal(tiermm_runtime_set_budget(rt, 8 * MIB), 0);
+	t0 = now_ns();
+	while (get_stats(rt).budget_bytes != 8 * MIB && now_ns() - t0 < 5000000000ULL)
+		sleep_ms(2);
+	print_message("  budget 32 -> 8 MiB in force after %.0f ms (a slow epoch: 640 ms)\n",
+		      (double)(now_ns() - t0) / 1e6);
+	assert_int_equal(get_stats(rt).budget_bytes, 8 * MIB);
+	assert_true(now_ns() - t0 < 320000000ULL);
+
+	/* A new hint: the same. */
+	assert_int_equal(wait_backoff(rt, 32, 10000), 32);
+	/* (recorded only: the engine moves the pages, not the call) */
+	assert_int_equal(tiermm_hint((char *)W.base + 160 * MIB, 16 * MIB,
+				     TIERMM_HINT_PIN_SLOW, TIERMM_HINT_RECORD_ONLY), 0);
+	t0 = now_ns();
+	while (pages_on(160 * MIB, 16 * MIB, NODE_SLOW) != 16 * MIB / PG &&
+	       now_ns() - t0 < 5000000000ULL)
+		sleep_ms(2);
+	print_message("  PIN_SLOW in force after %.0f ms\n", (double)(now_ns() - t0) / 1e6);
+	assert_int_equal(pages_on(160 * MIB, 16 * MIB, NODE_SLOW), 16 * MIB / PG);
+	assert_true(now_ns() - t0 < 320000000ULL);
 	stop_fake(rt);
 	assert_no_violation();
 }
@@ -1309,6 +1429,7 @@ int main(void)
 		T(test_budget_demote),
 		T(test_make_room),
 		T(test_hysteresis),
+		T(test_settle),
 		T(test_pins),
 		T(test_rate_limit),
 		T(test_cpu_quota),

@@ -131,6 +131,7 @@ class tiermm_runtime_opts(Structure):
         ("slow_tier", c_int),
         ("topo", c_void_p),
         ("flags", c_uint),
+        ("backoff_max", c_uint),
     ]
 
 
@@ -174,6 +175,8 @@ class tiermm_runtime_stats(Structure):
         ("cpu_migrate_s", c_double),
         ("wall_s", c_double),
         ("fast_access_share", c_double),
+        ("backoff", c_uint),
+        ("backoff_epochs", c_uint64),
     ]
 
 

@@ -65,6 +65,8 @@ class RuntimeStats:
     cpu_migrate_s: float
     wall_s: float
     fast_access_share: float
+    backoff: int            # 1: full pace; N: epochs and sampling pauses N times longer
+    backoff_epochs: int
 
     @classmethod
     def _from(cls, s):
@@ -96,7 +98,7 @@ class Runtime:
     Runtime(backend=None, *, pid=0, budget_bytes=0, budget_share=0.0,
             epoch_ms=0, rate_limit_mib_s=0.0, cpu_quota=0.0, fast_tier=0,
             slow_tier=0, topology=None, no_rate_limit=False,
-            no_cpu_quota=False)
+            no_cpu_quota=False, backoff_max=0)
 
     The arguments are the fields of struct tiermm_runtime_opts (0 means the
     library's default: see tiermm_runtime_start(3)); backend is "auto"
@@ -112,7 +114,8 @@ class Runtime:
 
     def __init__(self, backend=None, *, pid=0, budget_bytes=0, budget_share=0.0,
                  epoch_ms=0, rate_limit_mib_s=0.0, cpu_quota=0.0, fast_tier=0,
-                 slow_tier=0, topology=None, no_rate_limit=False, no_cpu_quota=False):
+                 slow_tier=0, topology=None, no_rate_limit=False, no_cpu_quota=False,
+                 backoff_max=0):
         self._h = None
         self._lock = threading.Lock()
         self._topology = topology
@@ -123,7 +126,8 @@ class Runtime:
                            budget_bytes=int(budget_bytes), budget_share=float(budget_share),
                            epoch_ms=int(epoch_ms), rate_limit_mib_s=float(rate_limit_mib_s),
                            cpu_quota=float(cpu_quota), fast_tier=int(fast_tier),
-                           slow_tier=int(slow_tier), flags=int(flags))
+                           slow_tier=int(slow_tier), flags=int(flags),
+                           backoff_max=int(backoff_max))
 
     @property
     def running(self):
