@@ -132,6 +132,9 @@ struct tiermm__engine {
 	uint64_t *hot;		/* planned bytes of rk[i] */
 	struct rstate *rs;	/* rs[i] for rk[i] */
 	size_t nrk;
+	struct span *plan;	/* the plan's hot bytes, by address */
+	size_t nplan;
+	uint64_t plan_changed;	/* bytes in or out of the plan this epoch */
 
 	uint64_t epoch;
 	uint64_t budget, hot_bytes, fast_bytes, resident, hinted;
@@ -148,6 +151,7 @@ struct tiermm__engine {
 	uint64_t classified_passes, classified_budget;	/* ... classification */
 	uint64_t classified_hints;
 	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
+	uint64_t heat_hot_prev;		/* the hot set's bytes at the last epoch */
 	unsigned int heat_max;		/* the highest count of a page */
 
 	struct {
@@ -199,6 +203,47 @@ static int subtract(struct tiermm__engine *e, const struct span *a, size_t na,
 				return ret;
 		}
 	}
+	return 0;
+}
+
+static int span_bytes(struct tiermm__engine *e, uint64_t a, uint64_t b, void *ctx)
+{
+	(void)e;
+	*(uint64_t *)ctx += b - a;
+	return 0;
+}
+
+static int cmp_span(const void *pa, const void *pb)
+{
+	const struct span *a = pa, *b = pb;
+
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/*
+ * The range plan's hot bytes by address, and how many bytes entered or
+ * left it since the last epoch (the runtime's settling looks at that: a
+ * split can move the hot part of a range without changing its size).
+ */
+static int plan_diff(struct tiermm__engine *e, const struct tiermm__range *rk,
+		     const uint64_t *hot, size_t n)
+{
+	struct span *p = malloc((n ? n : 1) * sizeof(*p));
+	uint64_t changed = 0;
+	size_t m = 0;
+
+	if (!p)
+		return tiermm__fail(ENOMEM, "tiering engine: out of memory for the plan");
+	for (size_t i = 0; i < n; i++)
+		if (hot[i])
+			p[m++] = (struct span){ rk[i].start, rk[i].start + hot[i] };
+	qsort(p, m, sizeof(*p), cmp_span);
+	subtract(e, p, m, e->plan, e->nplan, span_bytes, &changed);
+	subtract(e, e->plan, e->nplan, p, m, span_bytes, &changed);
+	free(e->plan);
+	e->plan = p;
+	e->nplan = m;
+	e->plan_changed = changed;
 	return 0;
 }
 
@@ -1172,7 +1217,16 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
 	for (size_t i = 0; i < n; i++)
 		rk[i].hot = hot[i];
-	ret = heat_classify(e, plan_budget);
+	ret = plan_diff(e, rk, hot, n);
+	if (!ret)
+		ret = heat_classify(e, plan_budget);
+	/* page mode: the hot pages are the plan; how many of them changes */
+	if (!ret && e->page_mode) {
+		e->plan_changed = e->hot_bytes > e->heat_hot_prev ?
+				  e->hot_bytes - e->heat_hot_prev :
+				  e->heat_hot_prev - e->hot_bytes;
+		e->heat_hot_prev = e->hot_bytes;
+	}
 	if (ret) {
 		free(rk);
 		free(hot);
@@ -1420,7 +1474,7 @@ static int demote_pass(struct tiermm__engine *e, struct mctx *m)
  * and the tier's free memory; when they run out, cold pages are demoted to
  * make room for the rest of the span, MAKE_ROOM_CHUNK at a time (at most
  * MAKE_ROOM_ROUNDS times an epoch), and the span goes on where it stopped.
- * Returns 1 if paced out, 0, or -errno.
+ * Returns 1 if paced out or out of rounds (more next epoch), 0, or -errno.
  */
 static int promote_pass(struct tiermm__engine *e, struct mctx *m, struct mctx *slow)
 {
@@ -1451,7 +1505,7 @@ again:
 				int64_t before;
 
 				if (rounds++ >= MAKE_ROOM_ROUNDS)
-					return 0;
+					return 1;	/* more next epoch */
 				/*
 				 * Room for the rest of this span, from the coldest,
 				 * a chunk at a time (the rest may be partly on the
@@ -1583,6 +1637,7 @@ void tiermm__engine_free(struct tiermm__engine *e)
 	free(e->rk);
 	free(e->hot);
 	free(e->rs);
+	free(e->plan);
 	free(e);
 }
 
@@ -1618,6 +1673,11 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 				break;
 			}
 	tiermm__heat_record(e->heat, obs, n);
+}
+
+uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e)
+{
+	return e->plan_changed;
 }
 
 uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e)

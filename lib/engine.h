@@ -206,6 +206,12 @@ int tiermm__engine_classify(struct tiermm__engine *e,
  */
 int tiermm__engine_migrate(struct tiermm__engine *e,
 			   const struct tiermm__pace *pace);
+/*
+ * Bytes that entered or left the plan's hot set at the last classification
+ * (range mode: by address; page mode: the change in the hot pages'
+ * number), for the runtime's pace.
+ */
+uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
 /* Pages moved so far (promoted + demoted), for the runtime's pace. */
 uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e);
 /* The engine's counters into the engine fields of s (not the runtime's). */

@@ -173,7 +173,6 @@ struct tiermm_runtime {
 	uint64_t rate_limited, quota_limited;
 	uint64_t cpu_classify_ns, cpu_migrate_ns;
 	unsigned int quiet;	/* settled epochs in a row */
-	uint64_t ep_hot;	/* the hot set's pages at the last epoch */
 	uint64_t seen_budget, seen_hints;
 	uint64_t backoff_epochs;
 
@@ -575,24 +574,27 @@ static bool pace_news(struct tiermm_runtime *rt)
 /*
  * Sleep until the next epoch. At a reduced pace, look every base epoch
  * whether the application set a budget or a hint (those calls only store
- * a word: they never wait for us), and start the epoch then; and publish
+ * a word: they never wait for us), and start the epoch then (and count
+ * the next one from now, not from the slow deadline); and publish
  * the statistics, so that their CPU times and counters are never more
  * than an epoch old.
  */
-static void engine_wait(struct tiermm_runtime *rt, uint64_t next)
+static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 {
 	for (;;) {
-		uint64_t now = mono_ns(), until = next;
+		uint64_t now = mono_ns(), until = *next;
 
-		if (halted(rt) || now >= next)
+		if (halted(rt) || now >= *next)
 			return;
 		if (rt->backoff > 1 && until > now + rt->epoch_ns)
 			until = now + rt->epoch_ns;
 		sleep_until(rt, until);
-		if (until == next || halted(rt))
+		if (until == *next || halted(rt))
 			continue;
 		if (pace_news(rt)) {
+			/* the epochs after this one come at the full pace too */
 			pace_full(rt);
+			*next = mono_ns();
 			return;
 		}
 		publish(rt);
@@ -601,11 +603,14 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t next)
 
 /*
  * Settling (after the epoch's migration). An epoch is quiet when it moved
- * less than 1/SETTLE_SHARE of the budget, was not cut by pacing, and its
- * hot set differs from the last epoch's by less than 1/SETTLE_SHARE of the
- * budget (while the signal builds up, nothing moves yet but the hot set
- * grows: that is not settled; an idle process's hot set stays empty: that
- * is). After
+ * less than 1/SETTLE_SHARE of the budget, was not cut by pacing (rate,
+ * quota, or the engine's own limit on demotions for room), and its plan
+ * changed by less than 1/SETTLE_SHARE of the budget: bytes that entered or
+ * left the hot set, by address in range mode (a split can move a range's
+ * hot part without changing the hot set's size, and the tree splits on
+ * what each epoch brings), by count in page mode. While the signal builds
+ * up nothing moves yet but the plan changes: that is not settled; an idle
+ * process's hot set stays empty: that is. After
  * WARM_EPOCHS epochs and SETTLE_EPOCHS quiet ones in a row at the full
  * pace, the pace drops to 1/BACKOFF_FIRST, then halves after each quiet
  * epoch (long ones by then) down to 1/backoff_max. Any epoch that is not
@@ -623,14 +628,12 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t next)
 static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 {
 	struct tiermm_runtime_stats es = { .sz = sizeof(es) };
-	uint64_t budget_pages, hot_pages, dhot;
+	uint64_t budget_pages, dhot;
 	unsigned int b = rt->backoff;
 
 	tiermm__engine_stats(rt->engine, &es);
 	budget_pages = es.budget_bytes / rt->ps;
-	hot_pages = es.hot_set_bytes / rt->ps;
-	dhot = hot_pages > rt->ep_hot ? hot_pages - rt->ep_hot : rt->ep_hot - hot_pages;
-	rt->ep_hot = hot_pages;
+	dhot = tiermm__engine_plan_changed(rt->engine) / rt->ps;
 	if (!budget_pages)
 		budget_pages = 1;
 	if (paced || moved * SETTLE_SHARE >= budget_pages ||
@@ -663,7 +666,7 @@ static void *engine_main(void *arg)
 		uint64_t t0, t1, t2, moved0;
 		int ret;
 
-		engine_wait(rt, next);
+		engine_wait(rt, &next);
 		if (halted(rt))
 			break;
 		/*

@@ -984,6 +984,17 @@ static void test_settle(void **state)
 		      (double)(now_ns() - t0) / 1e6);
 	assert_int_equal(get_stats(rt).budget_bytes, 8 * MIB);
 	assert_true(now_ns() - t0 < 320000000ULL);
+	/*
+	 * And the epochs after it at the full pace, not from the slow
+	 * epoch's deadline (the budget came at its start: ~620 ms away).
+	 */
+	w0 = get_stats(rt).epochs;
+	t0 = now_ns();
+	while (get_stats(rt).epochs < w0 + 3 && now_ns() - t0 < 5000000000ULL)
+		sleep_ms(2);
+	print_message("  3 more epochs in %.0f ms (pace 1/%u)\n", (double)(now_ns() - t0) / 1e6,
+		      get_stats(rt).backoff);
+	assert_true(now_ns() - t0 < 300000000ULL);
 
 	/* A new hint: the same. */
 	assert_int_equal(wait_backoff(rt, 32, 10000), 32);
