@@ -661,6 +661,7 @@ struct summary {
 	uint64_t ops;
 	double ops_per_s;
 	double policy_cpu, policy_cpu_pct, sys_cpu, sampler_cpu;
+	double steady_cpu_pct;		/* the policy's CPU over the steady state */
 	uint64_t migrated, promoted, demoted, hint_faults, mig_fail;
 	double mean_fast_pages;
 	double query_ms_mean;
@@ -671,7 +672,7 @@ static void summarize(struct tb_bench *b, const struct row *rows, size_t n,
 		      const double *shift_t, int nshift, struct summary *sm)
 {
 	double sf = 0, so = 0, sok = 0, sfast = 0, lat_ns = 0, olat_ns = 0, q = 0;
-	size_t ns = 0;
+	size_t ns = 0, first_steady = n;
 	double tsteady = seconds * steady_from;
 	uint64_t acc = 0;
 
@@ -680,6 +681,8 @@ static void summarize(struct tb_bench *b, const struct row *rows, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		q += rows[i].query_ms;
 		if (rows[i].t + 1e-9 >= tsteady) {
+			if (first_steady == n)
+				first_steady = i;
 			sf += rows[i].ftas;
 			so += rows[i].oracle_used;
 			sok += rows[i].oracle;
@@ -746,6 +749,9 @@ static void summarize(struct tb_bench *b, const struct row *rows, size_t n,
 
 		sm->policy_cpu = l->policy_cpu;
 		sm->policy_cpu_pct = l->t > 0 ? 100.0 * l->policy_cpu / l->t : 0;
+		if (first_steady < n && l->t > rows[first_steady].t)
+			sm->steady_cpu_pct = 100.0 * (l->policy_cpu - rows[first_steady].policy_cpu) /
+					     (l->t - rows[first_steady].t);
 		sm->sys_cpu = l->sys_cpu;
 		sm->sampler_cpu = l->sampler_cpu;
 		sm->migrated = l->vm[TB_VM_PGMIGRATE_SUCCESS] -
@@ -799,15 +805,15 @@ static void write_csv(FILE *f, struct tb_bench *b, const struct opts *o,
 	fprintf(f, "# summary workload=%s policy=%s mean_ftas=%.4f mean_oracle=%.4f mean_oracle_used=%.4f ftas_over_oracle=%.4f"
 		   " t90_start_s=%.2f shifts=%d shifts_reached=%d t90_shift_mean_s=%.2f t90_shift_max_s=%.2f"
 		   " model_ns_per_access=%.2f oracle_ns_per_access=%.2f initial_ns_per_access=%.2f model_s=%.3f"
-		   " ops=%" PRIu64 " ops_per_s=%.0f policy_cpu_s=%.3f policy_cpu_pct=%.3f sys_cpu_s=%.3f sampler_cpu_s=%.3f"
+		   " ops=%" PRIu64 " ops_per_s=%.0f policy_cpu_s=%.3f policy_cpu_pct=%.3f steady_cpu_pct=%.3f sys_cpu_s=%.3f sampler_cpu_s=%.3f"
 		   " pages_migrated=%" PRIu64 " migrate_fail=%" PRIu64 " promoted=%" PRIu64 " demoted=%" PRIu64
 		   " hint_faults=%" PRIu64 " mean_fast_pages=%.0f capacity_pages=%zu query_ms_mean=%.1f seconds=%.1f\n",
 		o->workload, b->policy_name, sm->mean_ftas, sm->mean_oracle_k,
 		sm->mean_oracle, sm->ratio, sm->t90_start, sm->shifts, sm->shifts_reached,
 		sm->t90_shift_mean, sm->t90_shift_max, sm->model_ns,
 		sm->oracle_model_ns, sm->first_ns, sm->model_s, sm->ops,
-		sm->ops_per_s, sm->policy_cpu, sm->policy_cpu_pct, sm->sys_cpu,
-		sm->sampler_cpu, sm->migrated, sm->mig_fail, sm->promoted,
+		sm->ops_per_s, sm->policy_cpu, sm->policy_cpu_pct, sm->steady_cpu_pct,
+		sm->sys_cpu, sm->sampler_cpu, sm->migrated, sm->mig_fail, sm->promoted,
 		sm->demoted, sm->hint_faults, sm->mean_fast_pages,
 		b->fast_pages, sm->query_ms_mean, o->seconds);
 }
@@ -1342,9 +1348,9 @@ int main(int argc, char **argv)
 	write_csv(out, b, &o, rows, nrows, hdr, &sm);
 	if (out != stdout)
 		fclose(out);
-	printf("tierbench: workload=%s policy=%s mean_ftas=%.4f oracle=%.4f ratio=%.3f t90_start_s=%.1f model_ns_per_access=%.1f policy_cpu_s=%.2f (%.2f%% of a CPU) pages_migrated=%" PRIu64 " ops=%" PRIu64 "\n",
+	printf("tierbench: workload=%s policy=%s mean_ftas=%.4f oracle=%.4f ratio=%.3f t90_start_s=%.1f model_ns_per_access=%.1f policy_cpu_s=%.2f (%.2f%% of a CPU; %.2f%% in the steady state) pages_migrated=%" PRIu64 " ops=%" PRIu64 "\n",
 	       o.workload, o.policy, sm.mean_ftas, sm.mean_oracle, sm.ratio,
-	       sm.t90_start, sm.model_ns, sm.policy_cpu, sm.policy_cpu_pct,
+	       sm.t90_start, sm.model_ns, sm.policy_cpu, sm.policy_cpu_pct, sm.steady_cpu_pct,
 	       sm.migrated, sm.ops);
 	if (b->pol_failed) {
 		tb_log(b, "the policy failed during the run (%s): the run does not count",

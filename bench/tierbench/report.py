@@ -201,7 +201,7 @@ def main():
         runs.setdefault(workload, {})[policy] = (meta, rows, summary)
 
     cols = ["workload", "policy", "mean FTAS", "oracle", "FTAS/oracle", "time to 90%",
-            "after shifts", "modeled ns/access", "vs first-touch", "CPU s", "CPU %",
+            "after shifts", "modeled ns/access", "vs first-touch", "CPU s", "CPU %", "CPU % steady",
             "pages migrated", "fast pages/cap", "workload Mops/s"]
     table = []
     summary_rows = []
@@ -223,6 +223,7 @@ def main():
                 ("%.2fx" % (base_ns / ns)) if base_ns and ns else "",
                 "%.1f" % fnum(s.get("policy_cpu_s")),
                 "%.1f" % fnum(s.get("policy_cpu_pct")),
+                "%.1f" % fnum(s.get("steady_cpu_pct")),
                 "%d" % int(fnum(s.get("pages_migrated"), 0)),
                 "%.2f" % (fnum(s.get("mean_fast_pages")) / cap if cap else float("nan")),
                 "%.2f" % (fnum(s.get("ops_per_s")) / 1e6),
