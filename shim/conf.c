@@ -17,7 +17,7 @@
 #include "conf.h"
 
 const char tmm_conf_keys[] =
-	"fast-budget, backend, interval, rate-limit, cpu-quota, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo";
+	"fast-budget, backend, interval, rate-limit, cpu-quota, backoff, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo";
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -353,6 +353,20 @@ int tmm_parse_ms(const char *s, unsigned int *ms)
 	return 0;
 }
 
+int tmm_parse_backoff(const char *s, unsigned int *n)
+{
+	const char *p = s;
+	long v;
+
+	if (!s)
+		return -EINVAL;
+	v = parse_uint(&p);
+	if (v < 1 || v > TMM_MAX_BACKOFF || *p)
+		return -EINVAL;
+	*n = (unsigned int)v;
+	return 0;
+}
+
 /* ---- TIERMM_CONF -------------------------------------------------------- */
 
 void tmm_conf_init(struct tmm_conf *c)
@@ -510,6 +524,14 @@ static int parse_item(char *item, const struct tmm_nodemask *allowed,
 		} else {
 			c->cpu_quota = *e ? d / 100 : d;
 		}
+	} else if (!strcmp(key, "backoff")) {
+		unsigned int n;
+
+		if (tmm_parse_backoff(v, &n))
+			return fail(err, errlen,
+				    "backoff: '%s' is not a whole number from 1 to 1024 (how many times slower the runtime may get once placement has settled; 1: never slower)",
+				    v);
+		c->backoff_max = n;
 	} else if (!strcmp(key, "placement")) {
 		return parse_placement(v, allowed, c, err, errlen);
 	} else if (!strcmp(key, "pt")) {

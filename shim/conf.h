@@ -77,6 +77,15 @@ int tmm_parse_size(const char *s, uint64_t *bytes, double *share);
 /* Durations: "500ms", "2s", "1.5s"; a bare number is milliseconds. 0 or -EINVAL. */
 int tmm_parse_ms(const char *s, unsigned int *ms);
 
+#define TMM_MAX_BACKOFF 1024	/* tiermm_runtime_opts.backoff_max */
+
+/*
+ * How much slower the runtime may get once placement has settled
+ * (tiermm_runtime_opts.backoff_max): digits only, 1 to TMM_MAX_BACKOFF
+ * (1: always the full pace). 0 or -EINVAL.
+ */
+int tmm_parse_backoff(const char *s, unsigned int *n);
+
 enum tmm_placement {
 	TMM_PLACE_FIRST_TOUCH = 0,	/* leave the memory policy alone */
 	TMM_PLACE_INTERLEAVE = 1,	/* MPOL_INTERLEAVE over nodes */
@@ -109,6 +118,7 @@ struct tmm_conf {
 	unsigned int epoch_ms;	/* 0: the runtime's default */
 	double rate_limit_mib_s;	/* 0: default; < 0: none */
 	double cpu_quota;	/* 0: default; < 0: none */
+	unsigned int backoff_max;	/* 0: the runtime's default */
 	/* Initial placement. */
 	int placement;		/* enum tmm_placement */
 	struct tmm_nodemask nodes;	/* INTERLEAVE, MEMBIND, PREFERRED */

@@ -576,6 +576,8 @@ static void build_record(struct tmm_rec *r, const char *event,
 	tmm_rec_put_dbl(r, "cpu_sampling_s", rs ? rs->cpu_sampling_s : 0);
 	tmm_rec_put_dbl(r, "cpu_classify_s", rs ? rs->cpu_classify_s : 0);
 	tmm_rec_put_dbl(r, "cpu_migrate_s", rs ? rs->cpu_migrate_s : 0);
+	tmm_rec_put_u64(r, "backoff", rs ? rs->backoff : 0);
+	tmm_rec_put_u64(r, "backoff_epochs", rs ? rs->backoff_epochs : 0);
 	getrusage(RUSAGE_SELF, &ru);
 	tmm_rec_put_dbl(r, "cpu_process_s",
 			(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
@@ -1047,6 +1049,7 @@ static int start_runtime(char *msg, size_t len)
 		    .budget_bytes = g_conf.budget_bytes,
 		    .budget_share = g_conf.budget_share,
 		    .epoch_ms = g_conf.epoch_ms,
+		    .backoff_max = g_conf.backoff_max,
 		    .topo = g_topo);
 
 	if (g_conf.rate_limit_mib_s < 0)

@@ -8,9 +8,10 @@ What runs on one node: the protocol (every op's errors, strictness, ids,
 pipelining, oversized and partial lines, slow readers, too many clients),
 the permission model (a client running as nobody), cgroups (a fake cgroup
 directory below --cgroup-root), the socket's life (stale file taken over,
-a second daemon refused, removed at SIGTERM), `tiermm ctl`'s exit statuses,
-and a bounded protocol fuzzer, after which the daemon must still answer and
-hold no more descriptors than before. Attaching succeeds only where a
+a second daemon refused, removed at SIGTERM), `tiermm ctl`'s exit statuses
+(and what it sends and prints, against a stand-in daemon), and a bounded
+protocol fuzzer, after which the daemon must still answer and hold no more
+descriptors than before. Attaching succeeds only where a
 hotness backend exists (tests/vm/guest/check-tiermmd.sh); here it must fail
 cleanly with the runtime's reason. Prints TAP; exit 0 only if all passed.
 """
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 n_checks = 0
@@ -168,6 +170,12 @@ def protocol_tests(sock, daemon):
         ("attach: epoch_ms 0", '{"op":"attach","pid":1,"epoch_ms":0}', "EINVAL"),
         ("attach: epoch_ms a string", '{"op":"attach","pid":1,"epoch_ms":"1s"}', "EINVAL"),
         ("attach: cpu_quota 2", '{"op":"attach","pid":1,"cpu_quota":2}', "EINVAL"),
+        ("attach: backoff_max 0", '{"op":"attach","pid":1,"backoff_max":0}', "EINVAL"),
+        ("attach: backoff_max 1025", '{"op":"attach","pid":1,"backoff_max":1025}', "EINVAL"),
+        ("attach: backoff_max -1", '{"op":"attach","pid":1,"backoff_max":-1}', "EINVAL"),
+        ("attach: backoff_max 2.5", '{"op":"attach","pid":1,"backoff_max":2.5}', "EINVAL"),
+        ("attach: backoff_max a string", '{"op":"attach","pid":1,"backoff_max":"16"}', "EINVAL"),
+        ("attach: backoff_max none", '{"op":"attach","pid":1,"backoff_max":"none"}', "EINVAL"),
         ("attach: rate limit 0", '{"op":"attach","pid":1,"rate_limit_mib_s":0}', "EINVAL"),
         ("attach: pt bogus", '{"op":"attach","pid":1,"pt":"sometimes"}', "EINVAL"),
         ("attach: cgroup missing", '{"op":"attach","cgroup":"no/such/group"}', "ENOENT"),
@@ -192,12 +200,20 @@ def protocol_tests(sock, daemon):
         else:
             check(err_of(r) == want and isinstance(r.get("errno"), int) and r["errno"] > 0 and
                   r.get("message"), "%s: %s with a message" % (desc, want), r)
+    r = c.req({"op": "attach", "pid": 1, "backoff_max": 0})
+    check(r.get("message") == '"backoff_max" must be an integer from 1 to 1024',
+          "attach: backoff_max 0: the message names the key and its range", r)
     # The runtime cannot start here (no backend on this host): a clear reason, no state.
     sleeper = subprocess.Popen(["sleep", "60"])
     r = c.req({"op": "attach", "pid": sleeper.pid, "budget": "1M"})
     check(not r.get("ok") and "tiermm_runtime_start" in r.get("message", ""),
           "attach where no backend works: refused with the runtime's reason (%s)" %
           r.get("error"), r)
+    for b in (1, 32, 1024):
+        r = c.req({"op": "attach", "pid": sleeper.pid, "budget": "1M", "backoff_max": b})
+        check(not r.get("ok") and "tiermm_runtime_start" in r.get("message", ""),
+              "attach with backoff_max %d: accepted, refused by the runtime only (%s)" %
+              (b, r.get("error")), r)
     r = c.req({"op": "list"})
     check(r.get("ok") and r.get("processes") == [] and r.get("cgroups") == [],
           "after the failed attach nothing is managed", r)
@@ -416,9 +432,42 @@ def cgroup_tests(sock, cgroot):
         p.wait()
 
 
+def fake_daemon(path, reply):
+    """A stand-in for tiermmd on path for one connection: it reads one request line and
+    answers reply. Returns the thread and a list that gets the request (or the error)."""
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(30)
+    got = []
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                buf = b""
+                while b"\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        break
+                    buf += d
+                got.append(json.loads(buf.split(b"\n")[0]))
+                conn.sendall((json.dumps(reply) + "\n").encode())
+        except (OSError, ValueError) as e:
+            got.append(e)
+        finally:
+            srv.close()
+            os.unlink(path)
+    t = threading.Thread(target=serve)
+    t.start()
+    return t, got
+
+
 def ctl_tests(tiermm, sock):
-    def ctl(*args):
-        p = subprocess.run([tiermm, "ctl", "--socket", sock] + list(args), capture_output=True,
+    def ctl(*args, at=sock):
+        p = subprocess.run([tiermm, "ctl", "--socket", at] + list(args), capture_output=True,
                            text=True, timeout=60)
         return p.returncode, p.stdout, p.stderr
 
@@ -440,6 +489,43 @@ def ctl_tests(tiermm, sock):
     check(rc == 2, "ctl budget without a size: status 2", err)
     rc, _, err = ctl("stats", "--budget", "1G")
     check(rc == 2, "ctl stats --budget: status 2", err)
+    rc, _, err = ctl("stats", "--backoff", "16")
+    check(rc == 2 and "go with attach" in err, "ctl stats --backoff: status 2", err)
+    for bad in ("x", "16x", "1.5", ""):
+        rc, _, err = ctl("attach", "1", "--backoff", bad)
+        check(rc == 2 and "bad value" in err, "ctl attach --backoff %r: status 2" % bad, err)
+    rc, _, err = ctl("attach", "1", "--backoff", "0")
+    check(rc == 1 and "EINVAL" in err and "backoff_max" in err,
+          "ctl attach --backoff 0: the daemon refuses, status 1", err)
+    # What ctl sends and prints, against a stand-in daemon.
+    fake = sock + ".fake"
+    t, got = fake_daemon(fake, {"ok": True, "attached": [4242], "failed": []})
+    rc, out, err = ctl("attach", "4242", "--backoff", "16", "--cpu-quota", "0.1", at=fake)
+    t.join(30)
+    req = got[0] if got else None
+    check(rc == 0 and isinstance(req, dict) and req.get("op") == "attach" and
+          req.get("pid") == 4242 and req.get("backoff_max") == 16 and
+          type(req.get("backoff_max")) is int and req.get("cpu_quota") == 0.1,
+          "ctl attach --backoff 16 sends \"backoff_max\":16", [rc, req, out, err])
+    proc = {"pid": 4242, "state": "running", "backend": "scan", "fast_tier": 0, "slow_tier": 1,
+            "epochs": 120, "wall_s": 60.2, "budget_bytes": 1 << 30, "fast_bytes": 1 << 29,
+            "resident_bytes": 1 << 31, "hot_set_bytes": 1 << 28, "promoted_bytes": 1 << 20,
+            "promoted_pages": 256, "demoted_bytes": 0, "demoted_pages": 0, "failed_pages": 0,
+            "cpu_sampling_s": 0.5, "cpu_classify_s": 0.1, "cpu_migrate_s": 0.2, "pt": "none",
+            "pt_moved": 0, "pt_error": "", "backoff": 16, "backoff_epochs": 6}
+    t, got = fake_daemon(fake, {"ok": True, "processes": [proc], "cgroups": []})
+    rc, out, err = ctl("stats", "4242", at=fake)
+    t.join(30)
+    check(rc == 0 and got and got[0] == {"op": "stats", "pid": 4242} and
+          "process 4242: running, backend scan (tiers 0 -> 1), 120 epochs in 60.2 s, "
+          "pace 1/16 (6 slow epochs)\n" in out, "ctl stats prints the pace", [out, err, got])
+    old = dict(proc)
+    del old["backoff"], old["backoff_epochs"]
+    t, got = fake_daemon(fake, {"ok": True, "processes": [old], "cgroups": []})
+    rc, out, err = ctl("stats", at=fake)
+    t.join(30)
+    check(rc == 0 and "120 epochs in 60.2 s\n" in out and "pace" not in out,
+          "ctl stats from a daemon without backoff: no pace", [out, err])
     rc, out, _ = ctl("send", '{"op":"ping","id":9}')
     check(rc == 0 and json.loads(out) == {"ok": True, "id": 9}, "ctl send: raw reply", out)
     rc, _, err = ctl("send", '{"op":"nope"}')
@@ -454,7 +540,7 @@ def fuzz(sock, daemon, seconds, seed):
     rnd = random.Random(seed)
     ops = ["hello", "ping", "attach", "detach", "set", "stats", "list", "x", ""]
     keys = ["op", "id", "pid", "cgroup", "budget", "backend", "epoch_ms", "rate_limit_mib_s",
-            "cpu_quota", "pt", "protocol", "client", "zz"]
+            "cpu_quota", "backoff_max", "pt", "protocol", "client", "zz"]
 
     def value():
         k = rnd.randrange(11)

@@ -125,7 +125,7 @@ else
 	diag <err1
 fi
 for bad in "fast-budget:lots" "placement:interleave=9999" "backend:magic" "interval:1ms" \
-	"stats:/nonexistent/dir/x.json"; do
+	"backoff:0" "stats:/nonexistent/dir/x.json"; do
 	LD_PRELOAD=$(pre "$shim") TIERMM_STRICT=1 TIERMM_CONF=$bad sh -c 'echo ran; exit 4' >out1 2>err1
 	st=$?
 	if [ $st = 127 ] && [ ! -s out1 ] && [ "$(wc -l <err1)" = 1 ] &&
@@ -183,8 +183,9 @@ else
 	not_ok "stats: exit record $last"
 fi
 if echo "$last" | grep -q '"event":"exit"' && echo "$last" | grep -q '"state":"none","backend":"none"' &&
+	echo "$last" | grep -q '"backoff":0,"backoff_epochs":0,' &&
 	echo "$last" | grep -q '"node0_bytes":' && echo "$last" | grep -q '"tier0_bytes":'; then
-	ok "stats: the last record is the exit record, with node and tier columns"
+	ok "stats: the last record is the exit record, with backoff (0: no runtime), node and tier columns"
 else
 	not_ok "stats: last record $last"
 fi
@@ -325,6 +326,23 @@ if echo "$json" | grep -q '"shim":false' && echo "$json" | grep -q '"runtime":nu
 else
 	not_ok "tiermm stat: $json"
 fi
+# tiermm stat shows the runtime's pace (no runtime runs here: a record of a live process).
+sleep 30 &
+pid=$!
+start=$(awk '{ print $22 }' "/proc/$pid/stat")
+printf '{"time":%s,"t":60.0,"event":"tick","pid":%d,"start":%s,"state":"running","backend":"scan","epochs":120,"backoff":16,"backoff_epochs":6,"placement":"first-touch","pt":"none"}\n' \
+	"$(date +%s)" "$pid" "$start" >pace.json
+text=$("$tiermm" stat "$pid" --stats pace.json 2>&1)
+json=$("$tiermm" stat "$pid" --stats pace.json --json 2>&1)
+if echo "$text" | grep -q "^  backend scan, state running, 120 epochs, pace 1/16 (6 slow epochs), placement first-touch, pt none$" &&
+	echo "$json" | grep -q '"backoff":16,"backoff_epochs":6,'; then
+	ok "tiermm stat: the pace of the runtime (backoff, backoff_epochs)"
+else
+	not_ok "tiermm stat: pace: $json"
+	echo "$text" | diag
+fi
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
 
 # tiermm run: exit statuses.
 "$tiermm" run --backend=none -q -- sh -c 'kill -SEGV $$' 2>/dev/null
@@ -344,6 +362,19 @@ st=$?
 st2=$?
 "$tiermm" run --bogus -- true 2>/dev/null
 st3=$?
+# --backoff: 1 to 1024 into TIERMM_CONF; anything else is a usage error.
+got=$("$tiermm" run --backend=none --backoff=16 -q -- sh -c 'echo "$TIERMM_CONF"' 2>&1)
+bad_ok=1
+for bad in 0 1025 x 1.5 -1 ""; do
+	err=$("$tiermm" run --backoff="$bad" -- true 2>&1)
+	[ $? = 2 ] && [ "$err" = "tiermm run: --backoff=$bad: not a whole number from 1 to 1024" ] ||
+		{ bad_ok=0; echo "$err" | diag; }
+done
+if echo "$got" | grep -q '^backend:none,backoff:16' && [ $bad_ok = 1 ]; then
+	ok "tiermm run --backoff: 16 becomes backoff:16; 0, 1025, x, 1.5, -1 and '' are refused (status 2)"
+else
+	not_ok "tiermm run --backoff: TIERMM_CONF '$got'"
+fi
 "$tiermm" run --pgtablerepl=all -- true 2>err3
 st4=$?
 # --pgtablerepl on a kernel without tiermm's replication patches: 125 (tiermm

@@ -214,6 +214,7 @@ static void test_conf_defaults(void **state)
 	assert_int_equal(c.stats_ms, 1000);
 	assert_int_equal(c.placement, TMM_PLACE_FIRST_TOUCH);
 	assert_int_equal(c.pt, TMM_PT_NONE);
+	assert_int_equal(c.backoff_max, 0);
 	assert_false(c.follow_fork);
 	assert_false(c.follow_exec);
 	assert_string_equal(c.stats, "");
@@ -228,7 +229,7 @@ static void test_conf_all_keys(void **state)
 
 	(void)state;
 	assert_string_equal(conf("fast-budget:256M,backend:scan,interval:250ms,rate-limit:64,"
-				 "cpu-quota:10%,placement:interleave=0-1,pt:follow,"
+				 "cpu-quota:10%,backoff:16,placement:interleave=0-1,pt:follow,"
 				 "stats:/tmp/s.%p.csv,stats-format:json,stats-interval:2s,"
 				 "follow-fork:1,follow-exec:yes,topo:/tmp/t.xml", &c), "");
 	assert_int_equal(c.budget_bytes, 256ULL << 20);
@@ -237,6 +238,7 @@ static void test_conf_all_keys(void **state)
 	assert_int_equal(c.epoch_ms, 250);
 	assert_true(c.rate_limit_mib_s == 64);
 	assert_true(c.cpu_quota > 0.0999 && c.cpu_quota < 0.1001);
+	assert_int_equal(c.backoff_max, 16);
 	assert_int_equal(c.placement, TMM_PLACE_INTERLEAVE);
 	tmm_conf_placement(&c, p, sizeof(p));
 	assert_string_equal(p, "interleave=0-1");
@@ -292,6 +294,54 @@ static void test_conf_values(void **state)
 	assert_int_equal(c.epoch_ms, 1000);
 }
 
+/* backoff: the runtime's backoff_max, 1 to 1024; a bad value changes nothing. */
+static void test_conf_backoff(void **state)
+{
+	static const char *const bad[] = {
+		"0", "1025", "4096", "-1", "+8", "1.5", "16x", "0x10", "", "none", "default",
+		"99999999999",
+	};
+	struct tmm_nodemask a = mask_of("0-2");
+	struct tmm_conf c, before;
+	char err[400], item[64];
+	unsigned int n;
+
+	(void)state;
+	assert_string_equal(conf("backoff:1", &c), "");
+	assert_int_equal(c.backoff_max, 1);
+	assert_string_equal(conf("backoff:1024", &c), "");
+	assert_int_equal(c.backoff_max, 1024);
+	assert_string_equal(conf(" backoff : 8 ", &c), "");
+	assert_int_equal(c.backoff_max, 8);
+	/* The last of a key wins. */
+	assert_string_equal(conf("backoff:4,interval:1s,backoff:64", &c), "");
+	assert_int_equal(c.backoff_max, 64);
+	assert_int_equal(c.epoch_ms, 1000);
+	assert_int_equal(tmm_parse_backoff("32", &n), 0);
+	assert_int_equal(n, 32);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[300];
+
+		n = 7;
+		assert_int_equal(tmm_parse_backoff(bad[i], &n), -EINVAL);
+		assert_int_equal(n, 7);
+		/* Over a configuration that has a backoff already: the error, nothing changed. */
+		tmm_conf_init(&c);
+		assert_int_equal(tmm_conf_parse("backoff:16,backend:scan", &a, &c, err, sizeof(err)),
+				 0);
+		memcpy(&before, &c, sizeof(c));
+		snprintf(item, sizeof(item), "backoff:%s", bad[i]);
+		err[0] = '\0';
+		assert_int_equal(tmm_conf_parse(item, &a, &c, err, sizeof(err)), -EINVAL);
+		snprintf(want, sizeof(want),
+			 "backoff: '%s' is not a whole number from 1 to 1024 (how many times slower the runtime may get once placement has settled; 1: never slower)",
+			 bad[i]);
+		assert_string_equal(err, want);
+		assert_memory_equal(&c, &before, sizeof(c));
+	}
+	assert_int_equal(tmm_parse_backoff(NULL, &n), -EINVAL);
+}
+
 static void test_conf_node_list_commas(void **state)
 {
 	struct tmm_conf c;
@@ -321,9 +371,9 @@ static void test_conf_errors(void **state)
 
 	(void)state;
 	assert_string_equal(conf("bogus:1", &c),
-			    "unknown key 'bogus' (known keys: fast-budget, backend, interval, rate-limit, cpu-quota, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo)");
+			    "unknown key 'bogus' (known keys: fast-budget, backend, interval, rate-limit, cpu-quota, backoff, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo)");
 	assert_string_equal(conf("backend", &c),
-			    "'backend' is not key:value (known keys: fast-budget, backend, interval, rate-limit, cpu-quota, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo)");
+			    "'backend' is not key:value (known keys: fast-budget, backend, interval, rate-limit, cpu-quota, backoff, placement, pt, stats, stats-format, stats-interval, follow-fork, follow-exec, topo)");
 	/* Two commas: the first is not followed by a key, so it stays in the value. */
 	assert_non_null(strstr(conf("backend:scan,,pt:once", &c), "backend: 'scan,' is not"));
 	assert_string_equal(conf(",backend:scan", &c),
@@ -338,6 +388,8 @@ static void test_conf_errors(void **state)
 	assert_non_null(strstr(conf("interval:2m", &c), "interval: '2m' is not a duration"));
 	assert_non_null(strstr(conf("rate-limit:-3", &c), "rate-limit: '-3' is not"));
 	assert_non_null(strstr(conf("cpu-quota:0", &c), "cpu-quota: '0' is not"));
+	assert_string_equal(conf("backoff:0", &c),
+			    "backoff: '0' is not a whole number from 1 to 1024 (how many times slower the runtime may get once placement has settled; 1: never slower)");
 	assert_string_equal(conf("placement:interleave=3", &c),
 			    "placement: interleave=3: node 3 is not one this process may use (allowed: 0-2)");
 	assert_string_equal(conf("placement:spread", &c),
@@ -642,6 +694,7 @@ int main(void)
 		cmocka_unit_test(test_conf_defaults),
 		cmocka_unit_test(test_conf_all_keys),
 		cmocka_unit_test(test_conf_values),
+		cmocka_unit_test(test_conf_backoff),
 		cmocka_unit_test(test_conf_node_list_commas),
 		cmocka_unit_test(test_conf_errors),
 		cmocka_unit_test(test_stats_path),

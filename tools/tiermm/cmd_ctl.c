@@ -33,7 +33,7 @@ void usage_ctl(FILE *f)
 	      "\n"
 	      "Commands:\n"
 	      "  attach PID|--cgroup DIR [--budget SIZE] [--backend NAME] [--interval TIME]\n"
-	      "         [--pt POLICY] [--rate-limit MIBS] [--cpu-quota SHARE]\n"
+	      "         [--pt POLICY] [--rate-limit MIBS] [--cpu-quota SHARE] [--backoff N]\n"
 	      "                     manage a process, or every process of a cgroup (also\n"
 	      "                     those that join it later)\n"
 	      "  detach PID|--cgroup DIR\n"
@@ -63,6 +63,8 @@ void usage_ctl(FILE *f)
 	      "                        follow\n"
 	      "      --rate-limit MIBS migration rate limit in MiB/s, or none\n"
 	      "      --cpu-quota SHARE the runtime's CPU quota, a share of one CPU, or none\n"
+	      "      --backoff N       once placement has settled, epochs and sampling up to N\n"
+	      "                        times slower: 1 to 1024 (default 32), 1: never\n"
 	      "  -h, --help            show this help\n"
 	      "\n"
 	      "A user may manage only their own processes (and cgroups delegated to them)\n"
@@ -212,9 +214,14 @@ static void print_stats(json_t *r)
 		cli_fmt_bytes(num(p, "hot_set_bytes"), hot, sizeof(hot));
 		cli_fmt_bytes(num(p, "promoted_bytes"), pr, sizeof(pr));
 		cli_fmt_bytes(num(p, "demoted_bytes"), de, sizeof(de));
-		printf("process %.0f: %s, backend %s (tiers %.0f -> %.0f), %.0f epochs in %.1f s\n",
+		printf("process %.0f: %s, backend %s (tiers %.0f -> %.0f), %.0f epochs in %.1f s",
 		       num(p, "pid"), str(p, "state"), str(p, "backend"), num(p, "fast_tier"),
 		       num(p, "slow_tier"), num(p, "epochs"), num(p, "wall_s"));
+		/* A daemon older than settling sends no backoff. */
+		if (num(p, "backoff") >= 1)
+			printf(", pace 1/%.0f (%.0f slow epoch%s)", num(p, "backoff"),
+			       num(p, "backoff_epochs"), num(p, "backoff_epochs") == 1 ? "" : "s");
+		putchar('\n');
 		if (json_object_get(p, "error"))
 			printf("  error: %s\n", str(p, "error"));
 		printf("  budget %s, hot set %s, on the fast tier %s of %s resident\n", b, hot, f,
@@ -238,7 +245,7 @@ static void print_stats(json_t *r)
 	}
 }
 
-enum { OPT_PT = 256, OPT_RATE, OPT_QUOTA };
+enum { OPT_PT = 256, OPT_RATE, OPT_QUOTA, OPT_BACKOFF };
 
 /* A number or "none" as a JSON value. */
 static json_t *num_or_none(const char *s)
@@ -267,6 +274,7 @@ int cmd_ctl(int argc, char **argv)
 		{ "pt", required_argument, NULL, OPT_PT },
 		{ "rate-limit", required_argument, NULL, OPT_RATE },
 		{ "cpu-quota", required_argument, NULL, OPT_QUOTA },
+		{ "backoff", required_argument, NULL, OPT_BACKOFF },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -331,6 +339,18 @@ int cmd_ctl(int argc, char **argv)
 				goto bad_value;
 			json_object_set_new(req, "cpu_quota", v);
 			continue;
+		case OPT_BACKOFF: {
+			char *end;
+			long n;
+
+			/* An integer; its range is the daemon's to check, as for the others. */
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end)
+				goto bad_value;
+			json_object_set_new(req, "backoff_max", json_integer(n));
+			continue;
+		}
 		default:
 			cli_err("ctl", "try 'tiermm ctl --help'");
 			json_decref(req);
@@ -411,7 +431,7 @@ bad_value:
 			if (strcmp(cmd, "attach") &&
 			    (json_object_size(req) > (json_object_get(req, "pt") &&
 						      !strcmp(cmd, "pt") ? 1u : 0u))) {
-				cli_err("ctl", "--budget, --backend, --interval, --pt, --rate-limit and --cpu-quota go with attach");
+				cli_err("ctl", "--budget, --backend, --interval, --pt, --rate-limit, --cpu-quota and --backoff go with attach");
 				goto out;
 			}
 			if (!strcmp(cmd, "budget")) {

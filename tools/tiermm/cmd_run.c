@@ -62,6 +62,8 @@ void usage_run(FILE *f)
 	      "  -B, --backend=NAME        hotness backend: auto (default), perf, scan, damon, or\n"
 	      "                            none (no tiering: placement and statistics only)\n"
 	      "  -I, --interval=TIME       the runtime's epoch, e.g. 500ms (default) or 2s\n"
+	      "      --backoff=N           once placement has settled, epochs and sampling up\n"
+	      "                            to N times slower: 1 to 1024 (default 32), 1: never\n"
 	      "      --pt=POLICY           page tables next to their data through tiermm.ko:\n"
 	      "                            none (default), once (at start), follow (every\n"
 	      "                            statistics interval)\n"
@@ -96,6 +98,7 @@ enum {
 	OPT_STRICT,
 	OPT_STATS_INTERVAL,
 	OPT_TOPO,
+	OPT_BACKOFF,
 };
 
 #define EXIT_TIERMM 125
@@ -464,8 +467,15 @@ static void print_summary(const char *cmd, pid_t pid, int status, double wall,
 	rt_cpu = tmm_rec_num(r, "cpu_sampling_s", 0) + tmm_rec_num(r, "cpu_classify_s", 0) +
 		 tmm_rec_num(r, "cpu_migrate_s", 0);
 	if (strcmp(tmm_rec_get(r, "backend") ?: "none", "none")) {
-		fprintf(stderr, "  runtime    backend %s, %.0f epochs, state %s, fast-tier budget %.1f MiB\n",
-			tmm_rec_get(r, "backend"), tmm_rec_num(r, "epochs", 0),
+		char pace[80] = "";
+
+		/* A shim older than settling writes no backoff. */
+		if (tmm_rec_num(r, "backoff", 0) >= 1)
+			snprintf(pace, sizeof(pace), ", pace 1/%.0f (%.0f slow epoch%s)",
+				 tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0),
+				 tmm_rec_num(r, "backoff_epochs", 0) == 1 ? "" : "s");
+		fprintf(stderr, "  runtime    backend %s, %.0f epochs%s, state %s, fast-tier budget %.1f MiB\n",
+			tmm_rec_get(r, "backend"), tmm_rec_num(r, "epochs", 0), pace,
 			tmm_rec_get(r, "state") ?: "?", mib(tmm_rec_num(r, "budget_bytes", 0)));
 		fprintf(stderr, "  moved      promoted %.0f pages (%.1f MiB), demoted %.0f pages (%.1f MiB), %.0f failed\n",
 			tmm_rec_num(r, "promoted_pages", 0), mib(tmm_rec_num(r, "promoted_bytes", 0)),
@@ -567,6 +577,7 @@ int cmd_run(int argc, char **argv)
 		{ "fast-budget", required_argument, NULL, 'b' },
 		{ "backend", required_argument, NULL, 'B' },
 		{ "interval", required_argument, NULL, 'I' },
+		{ "backoff", required_argument, NULL, OPT_BACKOFF },
 		{ "pt", required_argument, NULL, OPT_PT },
 		{ "follow-fork", no_argument, NULL, OPT_FOLLOW_FORK },
 		{ "follow-exec", no_argument, NULL, OPT_FOLLOW_EXEC },
@@ -587,7 +598,7 @@ int cmd_run(int argc, char **argv)
 	struct timespec t0, t1;
 	struct rusage ru;
 	int c, status, pfd[2], exec_err = 0;
-	unsigned int ms;
+	unsigned int ms, n;
 	uint64_t bytes;
 	double share;
 
@@ -646,6 +657,13 @@ int cmd_run(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			add(&a, "interval:%ums", ms);
+			break;
+		case OPT_BACKOFF:
+			if (tmm_parse_backoff(optarg, &n)) {
+				cli_err("run", "--backoff=%s: not a whole number from 1 to 1024", optarg);
+				return CLI_USAGE;
+			}
+			add(&a, "backoff:%u", n);
 			break;
 		case OPT_PT:
 			if (strcmp(optarg, "none") && strcmp(optarg, "once") && strcmp(optarg, "follow")) {

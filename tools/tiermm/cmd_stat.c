@@ -34,8 +34,8 @@ void usage_stat(FILE *f)
 	      "Show where the memory of process PID resides, per NUMA node and per memory\n"
 	      "tier (anonymous, file-backed and hugetlb memory, like numastat -p), and, when\n"
 	      "PID runs under libtiermm-preload.so (tiermm run) with a statistics file, what\n"
-	      "the tiering runtime does: backend, epochs, hot set, budget, pages promoted and\n"
-	      "demoted, CPU spent.\n"
+	      "the tiering runtime does: backend, epochs and pace, hot set, budget, pages\n"
+	      "promoted and demoted, CPU spent.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -j, --json         print one JSON object (one per refresh with --watch)\n"
@@ -322,7 +322,7 @@ static void print_text(pid_t pid, const char *comm, bool shim, const struct topo
 	uint64_t tier[16] = { 0 };
 	int cols[64], nc = columns(v, u, cols);
 	struct timespec now;
-	char head[32];
+	char head[32], pace[80] = "";
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	printf("pid %d (%s)%s\n", (int)pid, comm,
@@ -380,9 +380,14 @@ static void print_text(pid_t pid, const char *comm, bool shim, const struct topo
 	printf("runtime (%s, last record %.1f s old, %s):\n", stats,
 	       (double)now.tv_sec + (double)now.tv_nsec / 1e9 - tmm_rec_num(r, "time", 0),
 	       tmm_rec_get(r, "event") ?: "?");
-	printf("  backend %s, state %s, %.0f epochs, placement %s, pt %s\n",
+	/* The pace: with a runtime, from a shim that has settling. */
+	if (tmm_rec_num(r, "backoff", 0) >= 1)
+		snprintf(pace, sizeof(pace), ", pace 1/%.0f (%.0f slow epoch%s)",
+			 tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0),
+			 tmm_rec_num(r, "backoff_epochs", 0) == 1 ? "" : "s");
+	printf("  backend %s, state %s, %.0f epochs%s, placement %s, pt %s\n",
 	       tmm_rec_get(r, "backend") ?: "?", tmm_rec_get(r, "state") ?: "?",
-	       tmm_rec_num(r, "epochs", 0), tmm_rec_get(r, "placement") ?: "?",
+	       tmm_rec_num(r, "epochs", 0), pace, tmm_rec_get(r, "placement") ?: "?",
 	       tmm_rec_get(r, "pt") ?: "?");
 	printf("  budget %.1f MiB, hot set %.1f MiB, fast tier %.1f of %.1f MiB resident\n",
 	       mib(tmm_rec_num(r, "budget_bytes", 0)), mib(tmm_rec_num(r, "hot_set_bytes", 0)),

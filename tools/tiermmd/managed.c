@@ -51,6 +51,7 @@ struct mopts {
 	unsigned int epoch_ms;
 	double rate_limit;	/* MiB/s; 0 = library default */
 	double cpu_quota;	/* share of a CPU; 0 = library default */
+	unsigned int backoff_max;	/* 0 = library default */
 	unsigned int flags;	/* TIERMM_RUNTIME_NO_* */
 	enum pt_policy pt;
 };
@@ -482,6 +483,14 @@ static json_t *get_opts(json_t *req, struct mopts *o, bool attach)
 					   "\"cpu_quota\" must be a share of one CPU in (0, 1], or \"none\"");
 		}
 	}
+	v = json_object_get(req, "backoff_max");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > TMM_MAX_BACKOFF)
+			return reply_error(EINVAL, "\"backoff_max\" must be an integer from 1 to %d",
+					   TMM_MAX_BACKOFF);
+		o->backoff_max = (unsigned int)json_integer_value(v);
+	}
 	return NULL;
 }
 
@@ -563,6 +572,7 @@ static int proc_attach(pid_t pid, const struct peer *as, const struct mopts *o,
 	ro.epoch_ms = o->epoch_ms;
 	ro.rate_limit_mib_s = o->rate_limit;
 	ro.cpu_quota = o->cpu_quota;
+	ro.backoff_max = o->backoff_max;
 	ro.flags = o->flags;
 	ret = tiermm_runtime_start(&ro, &p->rt);
 	if (ret) {
@@ -663,8 +673,8 @@ static json_t *proc_json(struct proc *p, bool full)
 		return o;
 	json_object_update_new(o, json_pack(
 		"{s:o, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
-		" s:o, s:I, s:o}",
+		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f,"
+		" s:f, s:o, s:I, s:o}",
 		"backend_why", text(s.backend_why),
 		"fast_tier", s.fast_tier, "slow_tier", s.slow_tier,
 		"epochs", (json_int_t)s.epochs,
@@ -688,6 +698,8 @@ static json_t *proc_json(struct proc *p, bool full)
 		"merges", (json_int_t)s.merges,
 		"rate_limited", (json_int_t)s.rate_limited,
 		"quota_limited", (json_int_t)s.quota_limited,
+		"backoff", (json_int_t)s.backoff,
+		"backoff_epochs", (json_int_t)s.backoff_epochs,
 		"cpu_sampling_s", s.cpu_sampling_s,
 		"cpu_classify_s", s.cpu_classify_s,
 		"cpu_migrate_s", s.cpu_migrate_s,
@@ -853,7 +865,7 @@ static json_t *group_json(const struct group *g)
 
 static const char *const attach_keys[] = { "op", "id", "pid", "cgroup", "budget", "backend",
 					   "epoch_ms", "rate_limit_mib_s", "cpu_quota",
-					   "pt", NULL };
+					   "backoff_max", "pt", NULL };
 
 static json_t *op_attach(json_t *req, const struct peer *peer)
 {
