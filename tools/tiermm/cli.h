@@ -37,6 +37,12 @@ void usage_ctl(FILE *f);
 /* Bytes for people: "512 B", "1.5 MiB", "2.0 GiB" (binary units, one decimal). */
 void cli_fmt_bytes(double b, char *out, size_t len);
 
+/*
+ * The runtime's pace for a summary line: ", pace 1/16 (6 slow epochs)", or
+ * "" when backoff is below 1 (a shim or daemon older than settling).
+ */
+void cli_fmt_pace(double backoff, double slow_epochs, char *out, size_t len);
+
 /* Print "tiermm VERB: message" to stderr. */
 void cli_err(const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

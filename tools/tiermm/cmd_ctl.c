@@ -204,7 +204,7 @@ static void print_stats(json_t *r)
 	if (!json_array_size(procs))
 		printf("no managed process\n");
 	json_array_foreach(procs, i, p) {
-		char b[32], f[32], res[32], hot[32], pr[32], de[32];
+		char b[32], f[32], res[32], hot[32], pr[32], de[32], pace[80];
 		double share = num(p, "fast_access_share");
 		json_t *loc;
 
@@ -217,11 +217,8 @@ static void print_stats(json_t *r)
 		printf("process %.0f: %s, backend %s (tiers %.0f -> %.0f), %.0f epochs in %.1f s",
 		       num(p, "pid"), str(p, "state"), str(p, "backend"), num(p, "fast_tier"),
 		       num(p, "slow_tier"), num(p, "epochs"), num(p, "wall_s"));
-		/* A daemon older than settling sends no backoff. */
-		if (num(p, "backoff") >= 1)
-			printf(", pace 1/%.0f (%.0f slow epoch%s)", num(p, "backoff"),
-			       num(p, "backoff_epochs"), num(p, "backoff_epochs") == 1 ? "" : "s");
-		putchar('\n');
+		cli_fmt_pace(num(p, "backoff"), num(p, "backoff_epochs"), pace, sizeof(pace));
+		printf("%s\n", pace);
 		if (json_object_get(p, "error"))
 			printf("  error: %s\n", str(p, "error"));
 		printf("  budget %s, hot set %s, on the fast tier %s of %s resident\n", b, hot, f,

@@ -467,13 +467,10 @@ static void print_summary(const char *cmd, pid_t pid, int status, double wall,
 	rt_cpu = tmm_rec_num(r, "cpu_sampling_s", 0) + tmm_rec_num(r, "cpu_classify_s", 0) +
 		 tmm_rec_num(r, "cpu_migrate_s", 0);
 	if (strcmp(tmm_rec_get(r, "backend") ?: "none", "none")) {
-		char pace[80] = "";
+		char pace[80];
 
-		/* A shim older than settling writes no backoff. */
-		if (tmm_rec_num(r, "backoff", 0) >= 1)
-			snprintf(pace, sizeof(pace), ", pace 1/%.0f (%.0f slow epoch%s)",
-				 tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0),
-				 tmm_rec_num(r, "backoff_epochs", 0) == 1 ? "" : "s");
+		cli_fmt_pace(tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0),
+			     pace, sizeof(pace));
 		fprintf(stderr, "  runtime    backend %s, %.0f epochs%s, state %s, fast-tier budget %.1f MiB\n",
 			tmm_rec_get(r, "backend"), tmm_rec_num(r, "epochs", 0), pace,
 			tmm_rec_get(r, "state") ?: "?", mib(tmm_rec_num(r, "budget_bytes", 0)));

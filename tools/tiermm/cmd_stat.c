@@ -322,7 +322,7 @@ static void print_text(pid_t pid, const char *comm, bool shim, const struct topo
 	uint64_t tier[16] = { 0 };
 	int cols[64], nc = columns(v, u, cols);
 	struct timespec now;
-	char head[32], pace[80] = "";
+	char head[32], pace[80];
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	printf("pid %d (%s)%s\n", (int)pid, comm,
@@ -380,11 +380,8 @@ static void print_text(pid_t pid, const char *comm, bool shim, const struct topo
 	printf("runtime (%s, last record %.1f s old, %s):\n", stats,
 	       (double)now.tv_sec + (double)now.tv_nsec / 1e9 - tmm_rec_num(r, "time", 0),
 	       tmm_rec_get(r, "event") ?: "?");
-	/* The pace: with a runtime, from a shim that has settling. */
-	if (tmm_rec_num(r, "backoff", 0) >= 1)
-		snprintf(pace, sizeof(pace), ", pace 1/%.0f (%.0f slow epoch%s)",
-			 tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0),
-			 tmm_rec_num(r, "backoff_epochs", 0) == 1 ? "" : "s");
+	cli_fmt_pace(tmm_rec_num(r, "backoff", 0), tmm_rec_num(r, "backoff_epochs", 0), pace,
+		     sizeof(pace));
 	printf("  backend %s, state %s, %.0f epochs%s, placement %s, pt %s\n",
 	       tmm_rec_get(r, "backend") ?: "?", tmm_rec_get(r, "state") ?: "?",
 	       tmm_rec_num(r, "epochs", 0), pace, tmm_rec_get(r, "placement") ?: "?",

@@ -57,6 +57,15 @@ void cli_fmt_bytes(double b, char *out, size_t len)
 		snprintf(out, len, "%.1f %s", b / unit, units[u]);
 }
 
+void cli_fmt_pace(double backoff, double slow_epochs, char *out, size_t len)
+{
+	if (backoff >= 1)
+		snprintf(out, len, ", pace 1/%.0f (%.0f slow epoch%s)", backoff, slow_epochs,
+			 slow_epochs == 1 ? "" : "s");
+	else if (len)
+		*out = '\0';
+}
+
 static void usage_version(FILE *f)
 {
 	fputs("Usage: tiermm version\n"
