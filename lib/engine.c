@@ -137,6 +137,7 @@ struct tiermm__engine {
 	uint64_t plan_changed;	/* bytes in or out of the plan this epoch */
 
 	uint64_t epoch;
+	unsigned int pace;	/* the runtime's: epochs this many base epochs long */
 	uint64_t budget, hot_bytes, fast_bytes, resident, hinted;
 	uint64_t pin_gen, pin_epoch;
 	bool pins_done;
@@ -1142,11 +1143,18 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 	struct tiermm__range *rk = NULL;
 	struct rstate *rs = NULL;
 	uint64_t *hot = NULL, pinned_fast = 0, plan_budget;
+	unsigned int every;
 	size_t n = 0;
 	int ret;
 
 	e->epoch++;
-	ret = maps_sync(e, !e->page_mode || e->epoch % RESIDENCY_EPOCHS == 0);
+	/*
+	 * Page mode reads the residency every RESIDENCY_EPOCHS base epochs
+	 * (4 s at 500 ms), also when the epochs are longer: pages the
+	 * process faults in on the fast tier count in its budget.
+	 */
+	every = e->pace < RESIDENCY_EPOCHS ? RESIDENCY_EPOCHS / e->pace : 1;
+	ret = maps_sync(e, !e->page_mode || e->epoch % every == 0);
 	if (ret)
 		return ret;
 	ret = tiermm__rtree_epoch(e->tree);
@@ -1593,6 +1601,7 @@ int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
 	if (!e)
 		return tiermm__fail(ENOMEM, "tiering engine: out of memory");
 	e->cfg = *cfg;
+	e->pace = 1;
 	e->self = cfg->pid == 0;
 	e->ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	e->ops = ops;
@@ -1673,6 +1682,11 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 				break;
 			}
 	tiermm__heat_record(e->heat, obs, n);
+}
+
+void tiermm__engine_set_pace(struct tiermm__engine *e, unsigned int backoff)
+{
+	e->pace = backoff ? backoff : 1;
 }
 
 uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e)

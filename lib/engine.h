@@ -212,6 +212,8 @@ int tiermm__engine_migrate(struct tiermm__engine *e,
  * number), for the runtime's pace.
  */
 uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
+/* The runtime's pace (1: full; N: epochs N base epochs long), before classify. */
+void tiermm__engine_set_pace(struct tiermm__engine *e, unsigned int backoff);
 /* Pages moved so far (promoted + demoted), for the runtime's pace. */
 uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e);
 /* The engine's counters into the engine fields of s (not the runtime's). */

@@ -703,6 +703,7 @@ static void *engine_main(void *arg)
 		moved0 = tiermm__engine_moved_pages(rt->engine);
 		drain(rt);
 		budget_decode(rt->seen_budget, &req);
+		tiermm__engine_set_pace(rt->engine, rt->backoff);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
 		t1 = thread_cpu_ns();
 		rt->cpu_classify_ns += t1 - t0;

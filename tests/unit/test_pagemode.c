@@ -95,6 +95,7 @@ static struct fake {
 	uint64_t promoted, demoted;	/* by move_list() */
 	uint64_t range_moved;		/* by move() */
 	uint64_t lists, wheres, nomem, busy_fails;
+	uint64_t resid_reads;		/* mappings() asked for the residency */
 	bool full;			/* an ENOMEM this epoch ... */
 	uint64_t lists_when_full;	/* ... and promotions tried after it */
 	bool displacing;		/* demoted for room since the last promotion ... */
@@ -185,7 +186,8 @@ static int env_mappings(void *env, bool residency, struct tiermm__mapping **out,
 	struct tiermm__mapping *m = calloc(2, sizeof(*m));
 
 	(void)env;
-	(void)residency;	/* given always: exact and free here */
+	/* given always: exact and free here; counted */
+	F.resid_reads += residency;
 	if (!m)
 		return -ENOMEM;
 	add_res(&m[0], 0, HOLE_LO);
@@ -1216,6 +1218,38 @@ static void test_early_passes(void **state)
 	engine_stop(e);
 }
 
+/* ---- the residency is read every 8 base epochs, also at a slower pace ---- */
+
+static void test_residency_pace(void **state)
+{
+	struct tiermm__engine *e;
+	uint64_t budget, r0;
+
+	(void)state;
+	world_reset(AT_SLOW);
+	budget = count(is_hot, 0xff) + 64;
+	e = engine_start(budget);
+	/* epochs 2..17 at the full pace: read at 8 and 16 */
+	r0 = F.resid_reads;
+	for (int i = 0; i < 16; i++)
+		assert_true(epoch(e, every_7th, 1, budget, &free_pace) >= 0);
+	assert_int_equal(F.resid_reads - r0, 2);
+	/* epochs 8 base epochs long: read at each */
+	tiermm__engine_set_pace(e, 8);
+	r0 = F.resid_reads;
+	for (int i = 0; i < 4; i++)
+		assert_true(epoch(e, every_7th, 1, budget, &free_pace) >= 0);
+	assert_int_equal(F.resid_reads - r0, 4);
+	/* twice as long: every 4th (epochs 22..29: 24 and 28) */
+	tiermm__engine_set_pace(e, 2);
+	r0 = F.resid_reads;
+	for (int i = 0; i < 8; i++)
+		assert_true(epoch(e, every_7th, 1, budget, &free_pace) >= 0);
+	assert_int_equal(F.resid_reads - r0, 2);
+	assert_no_violation();
+	engine_stop(e);
+}
+
 /* ---- a mapping shrinks ---- */
 
 static void test_unmap(void **state)
@@ -1313,6 +1347,7 @@ int main(void)
 		cmocka_unit_test(test_budget_change),
 		cmocka_unit_test(test_few_over),
 		cmocka_unit_test(test_early_passes),
+		cmocka_unit_test(test_residency_pace),
 		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_nomem),
 	};

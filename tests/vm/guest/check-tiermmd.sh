@@ -126,12 +126,20 @@ for p in $a $b $c; do
 		ctl stats $p | sed 's/^/#   /'
 	fi
 done
+# The engine checks the budget every epoch against the residency it knows, which it
+# reads again every 8 epochs in page mode: pages the workload faults in on the fast tier
+# meanwhile are demoted then, so a snapshot may catch the tier over the budget (seen once
+# on a loaded host: 22 MiB). Within 30 s it must be back under it.
+within_budget() {
+	wb=$(jnum fast_bytes "$1")
+	[ "${wb:-0}" -gt 0 ] && [ "$wb" -le $((18 << 20)) ]
+}
 for p in $a $b; do
-	f=$(jnum fast_bytes $p)
-	if [ "${f:-0}" -gt 0 ] && [ "$f" -le $((18 << 20)) ]; then
-		ok "process $p: $(mib_of "$f") MiB on the fast tier, budget 16 MiB"
+	if wait_for 30 within_budget $p; then
+		ok "process $p: $(mib_of "$wb") MiB on the fast tier, budget 16 MiB"
 	else
-		not_ok "process $p: fast-tier bytes '$f' out of (0, 18 MiB]"
+		not_ok "process $p: fast-tier bytes '$wb' out of (0, 18 MiB] for 30 s"
+		ctl stats $p | sed 's/^/#   /'
 	fi
 done
 
