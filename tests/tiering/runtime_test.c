@@ -169,14 +169,15 @@ static void print_stats(const char *what, const struct tiermm_runtime_stats *s)
 	     " (%.1f MiB); failed %" PRIu64 " (busy %" PRIu64 ", nomem %" PRIu64 ", fault %" PRIu64
 	     ", other %" PRIu64 "); hot set %.1f MiB, budget %.1f MiB, fast %.1f MiB of %.1f MiB resident; "
 	     "%" PRIu64 " samples (%" PRIu64 " lost, %" PRIu64 " missed), %" PRIu64 " ranges (%" PRIu64
-	     " splits, %" PRIu64 " merges); rate-limited %" PRIu64 ", quota-limited %" PRIu64,
+	     " splits, %" PRIu64 " merges); rate-limited %" PRIu64 ", quota-limited %" PRIu64
+	     "; pace 1/%u (%" PRIu64 " slow epochs)",
 	     what, s->backend, s->epochs, s->wall_s, s->promoted_pages,
 	     (double)s->promoted_bytes / MIB, s->demoted_pages, (double)s->demoted_bytes / MIB,
 	     s->failed_pages, s->failed_busy, s->failed_nomem, s->failed_fault, s->failed_other,
 	     (double)s->hot_set_bytes / MIB, (double)s->budget_bytes / MIB,
 	     (double)s->fast_bytes / MIB, (double)s->resident_bytes / MIB, s->samples,
 	     s->samples_lost, s->samples_missed, s->ranges, s->splits, s->merges,
-	     s->rate_limited, s->quota_limited);
+	     s->rate_limited, s->quota_limited, s->backoff, s->backoff_epochs);
 	note("%s: CPU sampling %.2f s, classification %.2f s, migration %.2f s = %.1f%% of one CPU (TCG: emulated CPU time, 10-50x hardware)",
 	     what, s->cpu_sampling_s, s->cpu_classify_s, s->cpu_migrate_s,
 	     s->wall_s > 0 ? 100 * cpu / s->wall_s : 0);
@@ -554,10 +555,10 @@ static int cmd_pins(void)
 		s = stats_of(rt);
 		hot_fast = on_fast(0, p + 4 * part, part, NULL);
 		note("t=%.0f s epoch %" PRIu64 ": hot part %.0f%% on tier 0, cold part %" PRIu64 " MiB on tier 0, promoted %" PRIu64
-		     ", demoted %" PRIu64 ", hinted %.0f MiB",
+		     ", demoted %" PRIu64 ", hinted %.0f MiB, pace 1/%u",
 		     now_s() - t0, s.epochs, 100.0 * (double)hot_fast * (double)ps / (double)part,
 		     on_fast(0, p + 5 * part, part, NULL) * ps / MIB, s.promoted_pages,
-		     s.demoted_pages, (double)s.hinted_bytes / MIB);
+		     s.demoted_pages, (double)s.hinted_bytes / MIB, s.backoff);
 		if (s.state != TIERMM_RUNTIME_RUNNING || hot_fast * ps >= part * 9 / 10)
 			break;
 	}
