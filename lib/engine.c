@@ -127,6 +127,8 @@ struct tiermm__engine {
 	bool hints_read;
 	struct tiermm__hint_range *hints;
 	size_t nhints;
+	uint64_t nm_fast;	/* NO_MIGRATE bytes on the fast tier (sampled) */
+	uint64_t nm_epoch, nm_gen;	/* ... at this epoch, for these hints */
 
 	struct tiermm__range *rk;	/* the plan's ranking, biased */
 	uint64_t *hot;		/* planned bytes of rk[i] */
@@ -1137,6 +1139,48 @@ out:
 	return ret;
 }
 
+/*
+ * NO_MIGRATE memory on the fast tier stays there, so it takes budget that
+ * the plan cannot give to hot ranges, like PIN_FAST memory. How much: a
+ * status query of up to NM_SAMPLE pages spread over each NO_MIGRATE range,
+ * again when the hints change or every REVERIFY_EPOCHS epochs. Without
+ * status queries (a test environment), none is counted.
+ */
+#define NM_SAMPLE 256
+
+static uint64_t nomigrate_fast(struct tiermm__engine *e)
+{
+	uint64_t addrs[NM_SAMPLE], total = 0;
+	uint8_t cls[NM_SAMPLE];
+
+	if (!e->ops->where)
+		return 0;
+	if (e->nm_epoch && e->nm_gen == e->hints_gen &&
+	    e->epoch - e->nm_epoch < REVERIFY_EPOCHS)
+		return e->nm_fast;
+	for (size_t i = 0; i < e->nhints; i++) {
+		const struct tiermm__hint_range *h = &e->hints[i];
+		uint64_t pages = (h->end - h->start) / e->ps, step, fast = 0;
+		size_t m;
+
+		if (h->hint != TIERMM_HINT_NO_MIGRATE || !pages)
+			continue;
+		m = pages < NM_SAMPLE ? pages : NM_SAMPLE;
+		step = pages / m;
+		for (size_t j = 0; j < m; j++)
+			addrs[j] = h->start + j * step * e->ps;
+		if (e->ops->where(e->env, addrs, m, cls))
+			return 0;	/* (the process is gone: the epoch ends anyway) */
+		for (size_t j = 0; j < m; j++)
+			fast += (cls[j] & ~TIERMM__WHERE_HUGE) == TIERMM__WHERE_FAST;
+		total += (h->end - h->start) / m * fast;
+	}
+	e->nm_fast = total;
+	e->nm_epoch = e->epoch;
+	e->nm_gen = e->hints_gen;
+	return total;
+}
+
 int tiermm__engine_classify(struct tiermm__engine *e,
 			    const struct tiermm__budget_req *req, uint64_t capacity)
 {
@@ -1218,6 +1262,8 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		free(hot);
 		return tiermm__fail(ENOMEM, "tiering engine: out of memory for the plan");
 	}
+	if (e->nhints)
+		pinned_fast += nomigrate_fast(e);
 	plan_budget = e->budget > pinned_fast ? e->budget - pinned_fast : 0;
 	e->hot_bytes = tiermm__fit_hot_set(rk, n, plan_budget, 0, hot);
 	ret = tiermm__rtree_set_hot(e->tree, rk, n, hot);
