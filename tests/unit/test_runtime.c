@@ -296,7 +296,26 @@ static uint64_t env_tier_free(void *env, int tier)
 	return f;
 }
 
+/* Status queries (the engine asks where NO_MIGRATE memory is). */
+static int env_where(void *env, const uint64_t *addrs, size_t n, uint8_t *cls)
+{
+	uint64_t base = (uint64_t)(uintptr_t)W.base;
+
+	(void)env;
+	pthread_mutex_lock(&W.lock);
+	for (size_t j = 0; j < n; j++) {
+		uint8_t nd = addrs[j] >= base && addrs[j] < base + REGION ?
+			     W.node[(addrs[j] - base) / PG] : ABSENT;
+
+		cls[j] = nd == NODE_FAST ? TIERMM__WHERE_FAST :
+			 nd == NODE_SLOW ? TIERMM__WHERE_SLOW : TIERMM__WHERE_OTHER;
+	}
+	pthread_mutex_unlock(&W.lock);
+	return 0;
+}
+
 static const struct tiermm__env_ops fake_env = {
+	.where = env_where,
 	.open = env_open,
 	.close = env_close,
 	.mappings = env_mappings,
@@ -1052,6 +1071,8 @@ static void test_pins(void **state)
 	assert_int_equal(pages_on(64 * MIB, 16 * MIB, NODE_SLOW), 16 * MIB / PG);
 	assert_int_equal(pages_on(128 * MIB, 16 * MIB, NODE_FAST), 0);
 	assert_int_equal(s.hinted_bytes, 48 * MIB);
+	/* R1 and R2 cannot leave the fast tier: the plan has 16 MiB, D's */
+	assert_true(s.hot_set_bytes <= 16 * MIB);
 	assert_no_violation();
 
 	/* Pages of the PIN_SLOW range that appear on the fast tier are taken back. */
