@@ -1271,15 +1271,15 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
 	for (size_t i = 0; i < n; i++)
 		rk[i].hot = hot[i];
-	ret = plan_diff(e, rk, hot, n);
-	if (!ret)
-		ret = heat_classify(e, plan_budget);
+	ret = heat_classify(e, plan_budget);
 	/* page mode: the hot pages are the plan; how many of them changes */
 	if (!ret && e->page_mode) {
 		e->plan_changed = e->hot_bytes > e->heat_hot_prev ?
 				  e->hot_bytes - e->heat_hot_prev :
 				  e->heat_hot_prev - e->hot_bytes;
 		e->heat_hot_prev = e->hot_bytes;
+	} else if (!ret) {
+		ret = plan_diff(e, rk, hot, n);
 	}
 	if (ret) {
 		free(rk);

@@ -101,7 +101,6 @@
 #define QUEUE_MAX (1u << 17)	/* observations queued (12 MiB) */
 /* Settling (tiermm_runtime_opts.backoff_max): see engine_settle(). */
 #define DEF_BACKOFF 32
-#define MAX_BACKOFF 1024
 #define BACKOFF_FIRST 8		/* the first step: see engine_settle() */
 #define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
 #define WARM_EPOCHS 8		/* never before this many epochs */
@@ -945,9 +944,9 @@ static int check_opts(const struct tiermm_runtime_opts *o)
 				    o->cpu_quota);
 	if ((o->flags & TIERMM_RUNTIME_NO_CPU_QUOTA) && o->cpu_quota)
 		return tiermm__fail(EINVAL, "%s: cpu_quota with TIERMM_RUNTIME_NO_CPU_QUOTA", w);
-	if (o->backoff_max > MAX_BACKOFF)
+	if (o->backoff_max > TIERMM_RUNTIME_BACKOFF_MAX)
 		return tiermm__fail(EINVAL, "%s: backoff_max %u is more than %d", w,
-				    o->backoff_max, MAX_BACKOFF);
+				    o->backoff_max, TIERMM_RUNTIME_BACKOFF_MAX);
 	if (o->fast_tier < 0 || o->slow_tier < 0)
 		return tiermm__fail(ENOENT, "%s: tier %d does not exist", w,
 				    o->fast_tier < 0 ? o->fast_tier : o->slow_tier);

@@ -361,7 +361,7 @@ int tmm_parse_backoff(const char *s, unsigned int *n)
 	if (!s)
 		return -EINVAL;
 	v = parse_uint(&p);
-	if (v < 1 || v > TMM_MAX_BACKOFF || *p)
+	if (v < 1 || v > TIERMM_RUNTIME_BACKOFF_MAX || *p)
 		return -EINVAL;
 	*n = (unsigned int)v;
 	return 0;
@@ -529,8 +529,8 @@ static int parse_item(char *item, const struct tmm_nodemask *allowed,
 
 		if (tmm_parse_backoff(v, &n))
 			return fail(err, errlen,
-				    "backoff: '%s' is not a whole number from 1 to 1024 (how many times slower the runtime may get once placement has settled; 1: never slower)",
-				    v);
+				    "backoff: '%s' is not a whole number from 1 to %d (how many times slower the runtime may get once placement has settled; 1: never slower)",
+				    v, TIERMM_RUNTIME_BACKOFF_MAX);
 		c->backoff_max = n;
 	} else if (!strcmp(key, "placement")) {
 		return parse_placement(v, allowed, c, err, errlen);

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <tiermm/runtime.h>
+
 #define TMM_MAX_NODES 1024	/* MAX_NUMNODES of distribution kernels */
 
 struct tmm_nodemask {
@@ -77,11 +79,9 @@ int tmm_parse_size(const char *s, uint64_t *bytes, double *share);
 /* Durations: "500ms", "2s", "1.5s"; a bare number is milliseconds. 0 or -EINVAL. */
 int tmm_parse_ms(const char *s, unsigned int *ms);
 
-#define TMM_MAX_BACKOFF 1024	/* tiermm_runtime_opts.backoff_max */
-
 /*
  * How much slower the runtime may get once placement has settled
- * (tiermm_runtime_opts.backoff_max): digits only, 1 to TMM_MAX_BACKOFF
+ * (tiermm_runtime_opts.backoff_max): digits only, 1 to TIERMM_RUNTIME_BACKOFF_MAX
  * (1: always the full pace). 0 or -EINVAL.
  */
 int tmm_parse_backoff(const char *s, unsigned int *n);

@@ -28,6 +28,9 @@ enum tiermm_runtime_flag {
 	TIERMM_RUNTIME_NO_CPU_QUOTA = 1u << 1,
 };
 
+/* The largest tiermm_runtime_opts.backoff_max. Since 0.2.0. */
+#define TIERMM_RUNTIME_BACKOFF_MAX 1024
+
 struct tiermm_runtime_opts {
 	size_t sz;		/* sizeof(struct tiermm_runtime_opts) */
 	pid_t pid;		/* managed process; 0: the calling process */
@@ -49,13 +52,15 @@ struct tiermm_runtime_opts {
 	const struct tiermm_topo *topo;	/* NULL: the running machine */
 	unsigned int flags;	/* TIERMM_RUNTIME_* */
 	/*
-	 * Settling: once placement has settled (four epochs in a row that
-	 * had new samples and moved less than 1/64 of the budget, none cut
-	 * by the rate limit or the quota), the runtime samples and classifies
-	 * less often: the epoch and the pause between sampling bursts become
-	 * 8, then 16, 32 ... times their base, up to backoff_max times. An
-	 * epoch that moves more, a budget change or a new hint brings the full
-	 * pace back at once. 0: 32; 1: always the full pace; at most 1024.
+	 * Settling: once placement has settled (after 8 epochs, four epochs
+	 * in a row that moved less than 1/64 of the budget, none cut short
+	 * by the rate limit, the quota or the engine's limit on demotions for
+	 * room, and whose hot set changed by less than 1/64 of the budget),
+	 * the runtime samples and classifies less often: the epoch and the
+	 * pause between sampling bursts become 8, then 16, 32 ... times their
+	 * base, up to backoff_max times. An epoch that is not quiet, a budget
+	 * change or a new hint brings the full pace back at once. 0: 32; 1:
+	 * always the full pace; at most TIERMM_RUNTIME_BACKOFF_MAX.
 	 * Since 0.2.0.
 	 */
 	unsigned int backoff_max;

@@ -657,7 +657,8 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_BACKOFF:
 			if (tmm_parse_backoff(optarg, &n)) {
-				cli_err("run", "--backoff=%s: not a whole number from 1 to 1024", optarg);
+				cli_err("run", "--backoff=%s: not a whole number from 1 to %d", optarg,
+					TIERMM_RUNTIME_BACKOFF_MAX);
 				return CLI_USAGE;
 			}
 			add(&a, "backoff:%u", n);

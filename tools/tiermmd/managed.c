@@ -486,9 +486,9 @@ static json_t *get_opts(json_t *req, struct mopts *o, bool attach)
 	v = json_object_get(req, "backoff_max");
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > TMM_MAX_BACKOFF)
+		    json_integer_value(v) > TIERMM_RUNTIME_BACKOFF_MAX)
 			return reply_error(EINVAL, "\"backoff_max\" must be an integer from 1 to %d",
-					   TMM_MAX_BACKOFF);
+					   TIERMM_RUNTIME_BACKOFF_MAX);
 		o->backoff_max = (unsigned int)json_integer_value(v);
 	}
 	return NULL;

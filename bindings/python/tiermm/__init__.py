@@ -32,8 +32,8 @@ import threading as _threading
 
 from . import _lib
 from ._buffer import PAGE_SIZE, address_range
-from ._enums import (NODE_AUTO, AbScanFlag, AllocFlag, Cap, CapState, Hint,
-                     HintFlag, LogLevel, MemKind, Metric, MoveFlag, Probe,
+from ._enums import (NODE_AUTO, RUNTIME_BACKOFF_MAX, AbScanFlag, AllocFlag, Cap,
+                     CapState, Hint, HintFlag, LogLevel, MemKind, Metric, MoveFlag, Probe,
                      PtDumpFormat, PtLevel, PtLevels, PtSkip, RuntimeFlag,
                      RuntimeState, TierSource, TopoFlag)
 from ._errors import TiermmError
@@ -55,6 +55,7 @@ __all__ = [
     "AbScanFlag", "AllocFlag", "Cap", "CapState", "Hint", "HintFlag", "LogLevel",
     "MemKind", "Metric", "MoveFlag", "Probe", "PtDumpFormat", "PtLevel", "PtLevels",
     "PtSkip", "RuntimeFlag", "RuntimeState", "TierSource", "TopoFlag", "NODE_AUTO",
+    "RUNTIME_BACKOFF_MAX",
     # caps
     "caps", "Caps", "CapInfo", "CapsNode", "cap_name", "cap_help",
     # topology

@@ -13,11 +13,14 @@ __all__ = [
     "Cap", "CapState", "LogLevel", "Probe", "TopoFlag", "MemKind", "TierSource",
     "Metric", "MoveFlag", "AllocFlag", "Hint", "HintFlag", "RuntimeFlag",
     "RuntimeState", "PtLevel", "PtLevels", "PtSkip", "PtDumpFormat", "AbScanFlag",
-    "NODE_AUTO",
+    "NODE_AUTO", "RUNTIME_BACKOFF_MAX",
 ]
 
 #: tiermm_pt_migrate(): each table to the node of the data it maps.
 NODE_AUTO = -1
+
+#: Runtime(backoff_max=...) takes at most this (TIERMM_RUNTIME_BACKOFF_MAX).
+RUNTIME_BACKOFF_MAX = 1024
 
 
 class Cap(enum.IntEnum):
@@ -196,4 +199,5 @@ C_NAMES = {
     AbScanFlag: ("tiermm_ab_scan_flag", "TIERMM_AB_SCAN_"),
 }
 # Plain module constants that mirror a C macro.
-C_DEFINES = {"NODE_AUTO": "TIERMM_NODE_AUTO"}
+C_DEFINES = {"NODE_AUTO": "TIERMM_NODE_AUTO",
+             "RUNTIME_BACKOFF_MAX": "TIERMM_RUNTIME_BACKOFF_MAX"}
