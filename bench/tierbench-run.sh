@@ -113,7 +113,7 @@ cp "$bin" "$stage/bin/"
 
 # Guest time: boot, building the data (up to ~20 s for zipf under TCG), the run, the
 # output; generous, since other guests on the host slow TCG down.
-timeout=$(awk -v s="$seconds" 'BEGIN { printf "%d", s * 2 + 240 }')
+timeout=$(awk -v s="$seconds" -v k="${TIERMM_VM_ICOUNT:+6}" 'BEGIN { printf "%d", s * (k ? k : 2) + 240 }')
 
 IFS=, read -r -a wl_list <<<"$workloads"
 IFS=, read -r -a pol_list <<<"$policies"

@@ -105,6 +105,7 @@
 #define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
 #define WARM_EPOCHS 8		/* never before this many epochs */
 #define SETTLE_SHARE 64		/* quiet: moved < budget / this */
+#define SLOW_POLLS 4		/* settled: sampler rounds a slow epoch */
 #define SHARE_BIT (1ULL << 63)
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
 
@@ -365,6 +366,25 @@ static void sampler_counters(struct tiermm_runtime *rt)
 	__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
 }
 
+/*
+ * The sampler's pause between rounds (a poll, or a scanner burst) at pace
+ * 1/slow: poll_ns at the full pace; settled, SLOW_POLLS rounds a slow
+ * epoch. The engine then gets as many reports an epoch at 1/32 as at 1/8
+ * (a burst is SCAN_BURST reporting passes: 16 an epoch, the heat's decay
+ * period), not 8 times more: at 1/32 a pause of poll_ns x 32 (1.6 s at the
+ * default epoch) gave the engine ten bursts for each of its 16 s epochs,
+ * and they were most of a settled runtime's CPU (gups in the TCG guest,
+ * 25% of a CPU, two thirds of it the scanner's).
+ */
+static uint64_t idle_gap(const struct tiermm_runtime *rt, unsigned int slow)
+{
+	uint64_t gap = rt->poll_ns * slow;
+
+	if (slow > 1 && rt->epoch_ns * slow / SLOW_POLLS > gap)
+		gap = rt->epoch_ns * slow / SLOW_POLLS;
+	return gap;
+}
+
 static void *sampler_main(void *arg)
 {
 	struct tiermm_runtime *rt = arg;
@@ -413,7 +433,7 @@ static void *sampler_main(void *arg)
 			last_counters = now;
 		}
 		/* a pass or a burst under way comes on time, at any pace */
-		next += busy ? rt->poll_ns : rt->poll_ns * slow;
+		next += busy ? rt->poll_ns : idle_gap(rt, slow);
 		if (next < now + wait)
 			next = now + wait;
 		sleep_until_wake(rt, next, gen);

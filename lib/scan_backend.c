@@ -56,6 +56,25 @@
  * was checked in the guest (it was the engine's pacing that moved
  * nothing: runtime.c).
  *
+ * The window, adaptive: a bit says "touched at least once", so a window
+ * in which every page is touched says nothing. At hardware speed that is
+ * the rule, not the exception: GUPS's cold pages (10% of 40 M updates/s
+ * over 120 K pages) are each touched 3 times in 100 ms, its hot ones 400
+ * times; every pass finds every page accessed and nothing is ever
+ * promoted (seen in the guest with guest time following instructions,
+ * QEMU -icount: docs/tiering-benchmark.md). So after each reporting pass
+ * that found more than half of the pages it scanned accessed
+ * (WINDOW_FULL), the window halves, down to WINDOW_MIN_NS; after one that
+ * found fewer than an eighth (WINDOW_EMPTY), it doubles, up to interval_ns.
+ * A window shorter than the interval cannot be the time between two passes
+ * (a pass over 100 GiB takes longer): such a pass is "paired": it clears
+ * a chunk of PAIR_BYTES, waits until the window has passed since it began,
+ * and reads the chunk again; what the first read found is dropped. A
+ * paired pass costs two reads of every page and a sleep per chunk, and
+ * needs no arming pass (a stale pass of a burst is just paired). Between
+ * the two, a page of a busy process is judged by a few milliseconds of
+ * its life: what is sampled is short, how often is unchanged.
+ *
  * Freshness: TIERMM_AB_SCAN_FLUSH, so every call that cleared bits ends
  * with a TLB flush on all CPUs (the module cannot flush one mm); without it
  * a page whose translation stays cached would not be marked accessed again
@@ -96,6 +115,13 @@
 #define STALE_SLACK_NS 200000000ull
 /* Reporting passes that follow an arming one, due on time. */
 #define SCAN_BURST 4
+/* The adaptive window: shares of the pages a reporting pass scanned that
+ * it found accessed, above which it halves, below which it doubles. */
+#define WINDOW_FULL 2		/* 1/2 */
+#define WINDOW_EMPTY 8		/* 1/8 */
+#define WINDOW_MIN_NS 1000000ull
+#define WINDOW_MIN_PAGES 1024	/* smaller passes do not adapt it */
+#define PAIR_BYTES (64ull << 20)	/* paired passes: chunks of this */
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
@@ -112,6 +138,10 @@ struct tiermm__backend {
 	bool in_pass;
 	bool arming;		/* this pass only clears: the bits were stale */
 	unsigned int due;	/* reporting passes of the burst still due */
+	bool paired;		/* this pass clears each chunk before reading */
+	uint64_t window_ns;	/* < interval_ns: passes are paired */
+	uint64_t pos;		/* paired: the next chunk of the span */
+	uint64_t pass_scanned, pass_accessed;	/* this reporting pass */
 	uint64_t pass_start, pass_end;
 	struct tiermm__obs batch[OBS_BATCH];
 	size_t nbatch;
@@ -296,11 +326,31 @@ static int emit(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
 	return 0;
 }
 
+/* After a reporting pass: the window from what it found (see the top). */
+static void adapt_window(struct tiermm__backend *b)
+{
+	uint64_t w = b->window_ns;
+
+	if (b->pass_scanned < WINDOW_MIN_PAGES)
+		return;
+	if (b->pass_accessed * WINDOW_FULL > b->pass_scanned && w / 2 >= WINDOW_MIN_NS)
+		w /= 2;
+	else if (b->pass_accessed * WINDOW_EMPTY < b->pass_scanned && w < b->interval_ns)
+		w = w * 2 < b->interval_ns ? w * 2 : b->interval_ns;
+	if (w == b->window_ns)
+		return;
+	tiermm__log(TIERMM_LOG_DEBUG,
+		    "scan backend: pid %d: %" PRIu64 " of %" PRIu64 " pages accessed in a pass: window %.1f ms",
+		    (int)b->real_pid, b->pass_accessed, b->pass_scanned, (double)w / 1e6);
+	b->window_ns = w;
+}
+
 /* Done with the current span; at the end of a pass, say so (OBS_PASS). */
 static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 {
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
+	b->pos = 0;
 	if (++b->si >= b->nspans) {
 		b->in_pass = false;
 		b->pass_end = now_ns();
@@ -310,6 +360,9 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 			b->due--;
 		if (b->arming)
 			return 0;
+		adapt_window(b);
+		if (b->paired)
+			b->st.paired_passes++;
 		b->st.passes++;
 		b->batch[b->nbatch++] = (struct tiermm__obs){
 			.flags = TIERMM__OBS_PASS,
@@ -318,6 +371,74 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 		if (b->nbatch == OBS_BATCH)
 			return flush_obs(b, sink, ctx);
 	}
+	return 0;
+}
+
+/*
+ * One read of [lo, hi) in the scanner's calls: reporting (emit()) or only
+ * clearing. 0, or a negative errno (the mapping went away: -EINVAL).
+ */
+static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool report,
+		      uint64_t *budget, int *calls, uint64_t now,
+		      tiermm__obs_sink sink, void *ctx)
+{
+	TIERMM_OPTS(tiermm_ab_scan_opts, o, .flags = TIERMM_AB_SCAN_FLUSH,
+		    .max_pages = b->max_pages / 4 > 512 ? b->max_pages / 4 : 512);
+	int ret = tiermm_ab_scan_open(b->pid, lo, hi - lo, &o, &b->sc);
+
+	while (!ret) {
+		struct tiermm_ab_batch bt = { .sz = sizeof(bt) };
+
+		ret = tiermm_ab_scan_next(b->sc, &bt);
+		(*calls)++;
+		if (ret != 1)
+			break;
+		b->st.pages_scanned += bt.scanned;
+		*budget -= bt.scanned < *budget ? bt.scanned : *budget;
+		ret = 0;
+		if (!report)
+			continue;
+		b->st.pages_accessed += bt.accessed;
+		b->pass_scanned += bt.scanned;
+		b->pass_accessed += bt.accessed;
+		ret = emit(b, &bt, now, sink, ctx);
+	}
+	tiermm_ab_scan_close(b->sc);
+	b->sc = NULL;
+	return ret;
+}
+
+/*
+ * A paired pass's next chunk of the span: clear it, wait until the window
+ * has passed since the clearing began, read it (see the top).
+ */
+static int paired_chunk(struct tiermm__backend *b, const struct span *sp,
+			uint64_t *budget, int *calls, uint64_t now,
+			tiermm__obs_sink sink, void *ctx)
+{
+	uint64_t lo = b->pos > sp->start ? b->pos : sp->start, hi, t0;
+	struct timespec ts;
+	int ret;
+
+	hi = sp->end - lo > PAIR_BYTES ? lo + PAIR_BYTES : sp->end;
+	t0 = now_ns();
+	ret = read_chunk(b, lo, hi, false, budget, calls, now, sink, ctx);
+	if (!ret) {
+		t0 += b->window_ns;
+		ts.tv_sec = (time_t)(t0 / 1000000000ull);
+		ts.tv_nsec = (long)(t0 % 1000000000ull);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		ret = read_chunk(b, lo, hi, true, budget, calls, now, sink, ctx);
+	}
+	if (ret == -ESRCH)
+		return ret;
+	/* done with the span, or it went away (-EINVAL) */
+	if (ret == -EINVAL || hi >= sp->end)
+		return end_span(b, sink, ctx);
+	if (ret)
+		return ret;
+	b->pos = hi;
 	return 0;
 }
 
@@ -341,8 +462,15 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		 */
 		b->arming = !b->pass_end ||
 			    now - b->pass_end > 2 * b->interval_ns + STALE_SLACK_NS;
+		b->paired = b->window_ns < b->interval_ns;
+		if (b->paired && b->arming) {
+			/* A paired pass arms itself: it starts the burst. */
+			b->arming = false;
+			b->due = SCAN_BURST;
+		}
 		if (b->arming)
 			b->st.arm_passes++;
+		b->pass_scanned = b->pass_accessed = 0;
 		ret = read_spans(b->real_pid, &s, &n);
 		if (ret == -ESRCH)
 			return tiermm__fail(ESRCH, "scan backend: pid %d exited",
@@ -360,10 +488,16 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		b->in_pass = true;
 	}
 	while (b->in_pass && budget && calls < CALLS_PER_POLL &&
-	       (calls % 64 || now_ns() - now < POLL_NS_MAX)) {
+	       ((calls % 64 && !b->paired) || now_ns() - now < POLL_NS_MAX)) {
 		const struct span *sp = &b->spans[b->si];
 		struct tiermm_ab_batch bt;
 
+		if (b->paired) {
+			ret = paired_chunk(b, sp, &budget, &calls, now, sink, ctx);
+			if (ret)
+				break;
+			continue;
+		}
 		if (!b->sc) {
 			TIERMM_OPTS(tiermm_ab_scan_opts, o,
 				    .flags = TIERMM_AB_SCAN_FLUSH,
@@ -392,6 +526,8 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		if (ret == 1) {
 			b->st.pages_scanned += bt.scanned;
 			b->st.pages_accessed += bt.accessed;
+			b->pass_scanned += bt.scanned;
+			b->pass_accessed += bt.accessed;
 			budget -= bt.scanned < budget ? bt.scanned : budget;
 			ret = b->arming ? 0 : emit(b, &bt, now, sink, ctx);
 			if (ret)
@@ -452,6 +588,7 @@ static int scan_open(const struct tiermm__backend_cfg *cfg,
 	b->real_pid = cfg->pid ? cfg->pid : getpid();
 	b->interval_ns = (cfg->interval_us ? cfg->interval_us : DEF_INTERVAL_US) * 1000;
 	b->max_pages = cfg->max_pages ? cfg->max_pages : DEF_MAX_PAGES;
+	b->window_ns = b->interval_ns;
 	*out = b;
 	return 0;
 }
@@ -489,6 +626,7 @@ static uint64_t scan_cpu_ns(struct tiermm__backend *b)
 static void scan_stats(struct tiermm__backend *b, struct tiermm__backend_stats *s)
 {
 	*s = b->st;
+	s->window_ns = b->window_ns;
 }
 
 const struct tiermm__backend_ops tiermm__scan_backend = {

@@ -123,6 +123,10 @@ struct tiermm__backend_stats {
 	uint64_t pages_scanned;	/* scan */
 	uint64_t pages_accessed;	/* scan */
 	uint64_t regions;	/* damon: regions read (all snapshots) */
+	uint64_t window_ns;	/* scan: how long a page's bit may gather
+				 * accesses before it is read (adaptive) */
+	uint64_t paired_passes;	/* scan: passes that cleared each chunk
+				 * just before reading it (short window) */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1109,7 +1110,37 @@ static struct {
 	uint64_t last;		/* a lone hot page: the region's last */
 	uint64_t pop_lo, pop_hi;	/* the only range with page tables */
 	uint64_t calls, max_pages, flags, scanned;
+	/*
+	 * Timed (tau_ns > 0): the other pages of [pop_lo, pop_hi) are
+	 * touched at random, 1/tau_ns on average: a read finds one accessed
+	 * with the probability 1 - exp(-t / tau_ns), t the time since the
+	 * read that cleared it (cleared[], by page).
+	 */
+	uint64_t tau_ns, rng;
+	uint64_t *cleared;
 } fk;
+
+static uint64_t mono_ns_fk(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A cold page's bit in the timed fake (see fk). */
+static bool fake_touched(uint64_t addr, uint64_t now)
+{
+	uint64_t *c = &fk.cleared[(addr - fk.pop_lo) / 4096];
+	double t = *c ? (double)(now - *c) : 1e18, u;
+
+	*c = now;
+	fk.rng ^= fk.rng << 13;
+	fk.rng ^= fk.rng >> 7;
+	fk.rng ^= fk.rng << 17;
+	u = (double)(fk.rng >> 11) / 9007199254740992.0;
+	return u < 1.0 - exp(-t / (double)fk.tau_ns);
+}
 
 static bool fake_hot(uint64_t addr)
 {
@@ -1179,7 +1210,9 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 			uint64_t bit = (cur - k->start) / 4096;
 
 			scanned++;
-			if (fake_hot(cur)) {
+			if (fake_hot(cur) ||
+			    (fk.tau_ns && cur >= fk.pop_lo && cur < fk.pop_hi &&
+			     fake_touched(cur, mono_ns_fk()))) {
 				bitmap[bit / 64] |= 1ull << (bit % 64);
 				accessed++;
 			}
@@ -1296,6 +1329,107 @@ static void test_scan_fake_module(void **state)
 	tiermm__scan_backend.close(b);
 	tiermm__pt_set_dev(NULL);
 	munmap(region, len);
+	free(cnt);
+	coll_free(&col);
+}
+
+/*
+ * The adaptive window (scan_backend.c, "The window"): a process that
+ * touches every page of a 64 MiB region every 10 ms on average (tau) but
+ * for its hot pages, which it touches all the time. With the fixed window
+ * of 80 ms (the interval) every pass finds 99.97% of the cold pages
+ * accessed: no contrast. The window halves after passes that found more
+ * than half of the pages accessed, until a pass finds fewer: 5 ms (39%),
+ * where passes are paired (each chunk cleared, then read 5 ms later). Then
+ * a hot page is seen in every pass and a cold one in well under one in
+ * two.
+ */
+static void test_scan_window(void **state)
+{
+	struct tiermm__backend_cfg cfg = { .pid = 0, .interval_us = 80000 };
+	struct tiermm__backend_stats st = { 0 };
+	struct tiermm__backend *b;
+	struct coll col = { 0 };
+	const size_t len = 64 * MIB, npages = len / 4096;
+	uint32_t *cnt = calloc(npages, sizeof(*cnt));
+	uint64_t passes0 = 0, stable = 0, w = 0, hot_seen = 0, hot_n = 0;
+	double cold_seen = 0, cold_n = 0;
+	char *region;
+	int polls = 0;
+
+	(void)state;
+	memset(&fk, 0, sizeof(fk));
+	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(region != MAP_FAILED);
+	fk.h1 = (((uintptr_t)region + 2 * MIB - 1) & ~(2 * MIB - 1)) + 8 * MIB;
+	fk.h2 = fk.h3 = fk.last = 1;	/* only h1 is hot */
+	fk.pop_lo = (uintptr_t)region;
+	fk.pop_hi = (uintptr_t)region + len;
+	fk.tau_ns = 10000000;
+	fk.rng = 88172645463325252ull;
+	fk.cleared = calloc(npages, sizeof(*fk.cleared));
+	assert_non_null(fk.cleared);
+	tiermm__pt_set_dev(&fake_dev);
+	assert_int_equal(tiermm__scan_backend.open(&cfg, &b), 0);
+	tiermm__scan_backend.stats(b, &st);
+	assert_int_equal(st.window_ns, 80000000);
+
+	/* Until the window has stayed the same for 3 passes. */
+	while (stable < 3 && polls++ < 4000) {
+		uint64_t p = st.passes;
+
+		assert_true(tiermm__scan_backend.poll(b, coll_sink, &col) >= 0);
+		tiermm__scan_backend.stats(b, &st);
+		if (st.passes != p) {
+			stable = st.window_ns == w ? stable + 1 : 0;
+			w = st.window_ns;
+		}
+		usleep(2000);
+	}
+	print_message("  window %.1f ms after %" PRIu64 " passes (%" PRIu64 " paired)\n",
+		      (double)st.window_ns / 1e6, st.passes, st.paired_passes);
+	assert_true(stable >= 3);
+	assert_true(st.window_ns < 20000000);
+	assert_true(st.window_ns >= 1000000);
+	assert_true(st.paired_passes > 0);
+
+	/* 4 more passes: what each page was seen in. */
+	col.n = 0;
+	passes0 = st.passes;
+	while (st.passes < passes0 + 4 && polls++ < 8000) {
+		assert_true(tiermm__scan_backend.poll(b, coll_sink, &col) >= 0);
+		tiermm__scan_backend.stats(b, &st);
+		usleep(2000);
+	}
+	assert_int_equal(st.passes, passes0 + 4);
+	for (size_t i = 0; i < col.n; i++) {
+		const struct tiermm__obs *o = &col.o[i];
+		uint64_t blk = o->addr & ~(2 * MIB - 1);
+
+		if (o->flags == TIERMM__OBS_PASS)
+			continue;
+		for (uint64_t k = 0; k < 512; k++)
+			if (o->bits[k / 64] & (1ull << (k % 64)))
+				cnt[(blk + k * 4096 - (uintptr_t)region) / 4096]++;
+	}
+	for (size_t p = 0; p < npages; p++) {
+		if (fake_hot((uintptr_t)region + p * 4096)) {
+			hot_n++;
+			hot_seen += cnt[p] == 4;
+		} else {
+			cold_n += 4;
+			cold_seen += cnt[p];
+		}
+	}
+	print_message("  then: hot pages seen in every pass %" PRIu64 "/%" PRIu64 ", cold pages in %.0f%% of the passes\n",
+		      hot_seen, hot_n, 100.0 * cold_seen / cold_n);
+	assert_int_equal(hot_seen, hot_n);
+	assert_true(cold_seen < 0.75 * cold_n);
+	tiermm__scan_backend.close(b);
+	tiermm__pt_set_dev(NULL);
+	munmap(region, len);
+	free(fk.cleared);
 	free(cnt);
 	coll_free(&col);
 }
@@ -1710,6 +1844,7 @@ int main(void)
 		cmocka_unit_test(test_perf_plan_sw),
 		cmocka_unit_test(test_scan_fake_module),
 		cmocka_unit_test(test_scan_burst),
+		cmocka_unit_test(test_scan_window),
 		cmocka_unit_test(test_scan_no_module),
 		cmocka_unit_test(test_damon_usable_fake),
 		cmocka_unit_test(test_damon_free_slot_fake),
