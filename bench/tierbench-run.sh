@@ -21,6 +21,9 @@
 # built, 20 s each; reports the targets, fails only if a run fails.
 # --tiermm-quota Q: the tiermm runtime's CPU quota in the guest (share of a CPU; default
 # 0 = none, since TCG inflates its costs; "default" = the library's 5%).
+# TIERMM_VM_ICOUNT=shift=0 in the environment runs the guests in instruction time (QEMU
+# -icount: 1 ns per instruction, so the workload runs at about hardware speed and CPU
+# shares are shares of instructions; docs/tiering-benchmark.md, "Instruction time").
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +46,7 @@ tm_quota=0
 extra=()
 
 usage() {
-	sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -155,6 +158,8 @@ for wl in "${wl_list[@]}"; do
 done
 say "all runs: $(( $(date +%s) - t_all )) s"
 
+rm -f "$results/timebase"
+[ -z "${TIERMM_VM_ICOUNT:-}" ] || echo "QEMU -icount $TIERMM_VM_ICOUNT" >"$results/timebase"
 full=()
 [ $short = 1 ] || full=(--full)
 python3 "$REPO/bench/tierbench/report.py" ${full[@]+"${full[@]}"} "$results"
