@@ -1740,6 +1740,11 @@ uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e)
 	return e->plan_changed;
 }
 
+bool tiermm__engine_warm(const struct tiermm__engine *e)
+{
+	return !e->page_mode || e->heat->passes >= 2 * TIERMM__HEAT_DECAY_PASSES;
+}
+
 uint64_t tiermm__engine_moved_pages(const struct tiermm__engine *e)
 {
 	return e->c.promoted + e->c.demoted;

@@ -212,6 +212,14 @@ int tiermm__engine_migrate(struct tiermm__engine *e,
  * number), for the runtime's pace.
  */
 uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
+/*
+ * Whether the counts are worth settling on: in page mode after two decay
+ * periods of passes (32), whatever their pace (a scanner that takes a
+ * second a pass would otherwise look settled before it has seen anything:
+ * nothing moves while the counts build up, and the hot set's size is the
+ * budget's from the start); always in range mode.
+ */
+bool tiermm__engine_warm(const struct tiermm__engine *e);
 /* The runtime's pace (1: full; N: epochs N base epochs long), before classify. */
 void tiermm__engine_set_pace(struct tiermm__engine *e, unsigned int backoff);
 /* Pages moved so far (promoted + demoted), for the runtime's pace. */

@@ -622,7 +622,10 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 
 /*
  * Settling (after the epoch's migration). An epoch is quiet when it moved
- * less than 1/SETTLE_SHARE of the budget, was not cut by pacing (rate,
+ * less than 1/SETTLE_SHARE of the budget per base epoch (a slow epoch of
+ * b base epochs may move b times that: pages that count alike, GUPS's
+ * cold ones, trade places on sampling noise at a steady rate per pass,
+ * and a slow epoch sees more passes), was not cut by pacing (rate,
  * quota, or the engine's own limit on demotions for room), and its plan
  * changed by less than 1/SETTLE_SHARE of the budget: bytes that entered or
  * left the hot set, by address in range mode (a split can move a range's
@@ -630,7 +633,8 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * what each epoch brings), by count in page mode. While the signal builds
  * up nothing moves yet but the plan changes: that is not settled; an idle
  * process's hot set stays empty: that is. After
- * WARM_EPOCHS epochs and SETTLE_EPOCHS quiet ones in a row at the full
+ * WARM_EPOCHS epochs (and, in page mode, 32 passes: tiermm__engine_warm())
+ * and SETTLE_EPOCHS quiet ones in a row at the full
  * pace, the pace drops to 1/BACKOFF_FIRST, then halves after each quiet
  * epoch (long ones by then) down to 1/backoff_max. Any epoch that is not
  * quiet brings the full pace back.
@@ -655,12 +659,14 @@ static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 	dhot = tiermm__engine_plan_changed(rt->engine) / rt->ps;
 	if (!budget_pages)
 		budget_pages = 1;
-	if (paced || moved * SETTLE_SHARE >= budget_pages ||
+	/* moves per base epoch: a slow epoch gathers b epochs' worth */
+	if (paced || moved * SETTLE_SHARE >= budget_pages * b ||
 	    dhot * SETTLE_SHARE >= budget_pages) {
 		pace_full(rt);
 		return;
 	}
-	if (rt->backoff_max <= 1 || es.epochs < WARM_EPOCHS)
+	if (rt->backoff_max <= 1 || es.epochs < WARM_EPOCHS ||
+	    !tiermm__engine_warm(rt->engine))
 		return;
 	if (b == 1 && ++rt->quiet < SETTLE_EPOCHS)
 		return;

@@ -67,11 +67,13 @@
  * (WINDOW_FULL), the window halves, down to WINDOW_MIN_NS; after one that
  * found fewer than an eighth (WINDOW_EMPTY), it doubles, up to interval_ns.
  * A window shorter than the interval cannot be the time between two passes
- * (a pass over 100 GiB takes longer): such a pass is "paired": it clears
- * a chunk of PAIR_BYTES, waits until the window has passed since it began,
- * and reads the chunk again; what the first read found is dropped. A
- * paired pass costs two reads of every page and a sleep per chunk, and
- * needs no arming pass (a stale pass of a burst is just paired). Between
+ * (a pass over 100 GiB takes longer): such a pass is "paired": it cuts the
+ * spans into chunks of PAIR_BYTES, clears them one after the other, and
+ * reads each again once the window has passed since its clearing began,
+ * between clearings (a chunk read late by at most one chunk's clearing);
+ * what the clearing found is dropped. A paired pass costs two reads of
+ * every page, takes about the window longer than one read, and needs no
+ * arming pass (a stale pass of a burst is just paired). Between
  * the two, a page of a busy process is judged by a few milliseconds of
  * its life: what is sampled is short, how often is unchanged.
  *
@@ -121,10 +123,15 @@
 #define WINDOW_EMPTY 8		/* 1/8 */
 #define WINDOW_MIN_NS 1000000ull
 #define WINDOW_MIN_PAGES 1024	/* smaller passes do not adapt it */
-#define PAIR_BYTES (64ull << 20)	/* paired passes: chunks of this */
+#define PAIR_BYTES (32ull << 20)	/* paired passes: chunks of this */
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
+};
+
+struct chunk {
+	uint64_t lo, hi;	/* part of a span */
+	uint64_t armed;		/* when its clearing began */
 };
 
 struct tiermm__backend {
@@ -140,7 +147,8 @@ struct tiermm__backend {
 	unsigned int due;	/* reporting passes of the burst still due */
 	bool paired;		/* this pass clears each chunk before reading */
 	uint64_t window_ns;	/* < interval_ns: passes are paired */
-	uint64_t pos;		/* paired: the next chunk of the span */
+	struct chunk *chunks;	/* paired: the pass's chunks, */
+	size_t nchunks, ai, ri;	/* ... the next to clear, to read */
 	uint64_t pass_scanned, pass_accessed;	/* this reporting pass */
 	uint64_t pass_start, pass_end;
 	struct tiermm__obs batch[OBS_BATCH];
@@ -350,7 +358,6 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 {
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
-	b->pos = 0;
 	if (++b->si >= b->nspans) {
 		b->in_pass = false;
 		b->pass_end = now_ns();
@@ -408,38 +415,69 @@ static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool 
 	return ret;
 }
 
-/*
- * A paired pass's next chunk of the span: clear it, wait until the window
- * has passed since the clearing began, read it (see the top).
- */
-static int paired_chunk(struct tiermm__backend *b, const struct span *sp,
-			uint64_t *budget, int *calls, uint64_t now,
-			tiermm__obs_sink sink, void *ctx)
+/* A paired pass's chunks: the spans cut at PAIR_BYTES. 0 or -ENOMEM. */
+static int paired_plan(struct tiermm__backend *b)
 {
-	uint64_t lo = b->pos > sp->start ? b->pos : sp->start, hi, t0;
-	struct timespec ts;
+	size_t n = 0;
+	struct chunk *c;
+
+	for (size_t i = 0; i < b->nspans; i++)
+		n += (size_t)((b->spans[i].end - b->spans[i].start + PAIR_BYTES - 1) / PAIR_BYTES);
+	c = realloc(b->chunks, (n ? n : 1) * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	b->chunks = c;
+	n = 0;
+	for (size_t i = 0; i < b->nspans; i++)
+		for (uint64_t a = b->spans[i].start; a < b->spans[i].end; a += PAIR_BYTES)
+			c[n++] = (struct chunk){
+				.lo = a,
+				.hi = b->spans[i].end - a > PAIR_BYTES ? a + PAIR_BYTES
+								      : b->spans[i].end,
+			};
+	b->nchunks = n;
+	b->ai = b->ri = 0;
+	return 0;
+}
+
+/*
+ * A paired pass's next step: read the oldest cleared chunk once its window
+ * has passed, else clear the next one, else (or draining: the poll is
+ * done clearing) wait for the oldest (see the top). 0, or a negative
+ * errno; the pass ends after its last read.
+ */
+static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
+		       uint64_t now, bool drain, tiermm__obs_sink sink, void *ctx)
+{
+	struct chunk *c;
 	int ret;
 
-	hi = sp->end - lo > PAIR_BYTES ? lo + PAIR_BYTES : sp->end;
-	t0 = now_ns();
-	ret = read_chunk(b, lo, hi, false, budget, calls, now, sink, ctx);
-	if (!ret) {
-		t0 += b->window_ns;
-		ts.tv_sec = (time_t)(t0 / 1000000000ull);
-		ts.tv_nsec = (long)(t0 % 1000000000ull);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
-		ret = read_chunk(b, lo, hi, true, budget, calls, now, sink, ctx);
+	if (b->ri < b->ai) {
+		uint64_t due = b->chunks[b->ri].armed + b->window_ns;
+
+		if (drain || now_ns() >= due || b->ai == b->nchunks) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(due / 1000000000ull),
+				.tv_nsec = (long)(due % 1000000000ull),
+			};
+
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+				;
+			c = &b->chunks[b->ri++];
+			ret = read_chunk(b, c->lo, c->hi, true, budget, calls, now, sink, ctx);
+			if (ret && ret != -EINVAL)	/* -EINVAL: the mapping went away */
+				return ret;
+			if (b->ri == b->nchunks) {
+				b->si = b->nspans - 1;
+				return end_span(b, sink, ctx);
+			}
+			return 0;
+		}
 	}
-	if (ret == -ESRCH)
-		return ret;
-	/* done with the span, or it went away (-EINVAL) */
-	if (ret == -EINVAL || hi >= sp->end)
-		return end_span(b, sink, ctx);
-	if (ret)
-		return ret;
-	b->pos = hi;
-	return 0;
+	c = &b->chunks[b->ai++];
+	c->armed = now_ns();
+	ret = read_chunk(b, c->lo, c->hi, false, budget, calls, now, sink, ctx);
+	return ret == -EINVAL ? 0 : ret;
 }
 
 static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
@@ -485,19 +523,28 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		b->pass_start = now;
 		if (!n)
 			return 0;
+		if (b->paired && paired_plan(b))
+			return tiermm__fail(ENOMEM, "scan backend: out of memory");
 		b->in_pass = true;
 	}
-	while (b->in_pass && budget && calls < CALLS_PER_POLL &&
-	       ((calls % 64 && !b->paired) || now_ns() - now < POLL_NS_MAX)) {
+	/*
+	 * Paired: clearing within the poll's bounds, then reading what it
+	 * cleared; the window does not wait for the next poll.
+	 */
+	while (b->paired && b->in_pass) {
+		bool more = budget && calls < CALLS_PER_POLL &&
+			    now_ns() - now < POLL_NS_MAX;
+
+		if (!more && b->ri == b->ai)
+			break;
+		ret = paired_step(b, &budget, &calls, now, !more, sink, ctx);
+		if (ret)
+			break;
+	}
+	while (!b->paired && b->in_pass && budget && calls < CALLS_PER_POLL &&
+	       (calls % 64 || now_ns() - now < POLL_NS_MAX)) {
 		const struct span *sp = &b->spans[b->si];
 		struct tiermm_ab_batch bt;
-
-		if (b->paired) {
-			ret = paired_chunk(b, sp, &budget, &calls, now, sink, ctx);
-			if (ret)
-				break;
-			continue;
-		}
 		if (!b->sc) {
 			TIERMM_OPTS(tiermm_ab_scan_opts, o,
 				    .flags = TIERMM_AB_SCAN_FLUSH,
@@ -559,6 +606,7 @@ static void scan_close(struct tiermm__backend *b)
 		return;
 	tiermm_ab_scan_close(b->sc);
 	free(b->spans);
+	free(b->chunks);
 	free(b);
 }
 

@@ -1342,11 +1342,13 @@ static void test_scan_fake_module(void **state)
  * than half of the pages accessed, until a pass finds fewer: 5 ms (39%),
  * where passes are paired (each chunk cleared, then read 5 ms later). Then
  * a hot page is seen in every pass and a cold one in well under one in
- * two.
+ * two. Polled every 30 ms (the runtime's sampler: 50 ms), so a chunk
+ * cleared in one poll and read in the next would count 30 ms of accesses.
  */
 static void test_scan_window(void **state)
 {
-	struct tiermm__backend_cfg cfg = { .pid = 0, .interval_us = 80000 };
+	struct tiermm__backend_cfg cfg = { .pid = 0, .interval_us = 80000,
+					   .max_pages = 8192 };	/* a chunk a poll */
 	struct tiermm__backend_stats st = { 0 };
 	struct tiermm__backend *b;
 	struct coll col = { 0 };
@@ -1385,7 +1387,7 @@ static void test_scan_window(void **state)
 			stable = st.window_ns == w ? stable + 1 : 0;
 			w = st.window_ns;
 		}
-		usleep(2000);
+		usleep(30000);
 	}
 	print_message("  window %.1f ms after %" PRIu64 " passes (%" PRIu64 " paired)\n",
 		      (double)st.window_ns / 1e6, st.passes, st.paired_passes);
@@ -1400,7 +1402,7 @@ static void test_scan_window(void **state)
 	while (st.passes < passes0 + 4 && polls++ < 8000) {
 		assert_true(tiermm__scan_backend.poll(b, coll_sink, &col) >= 0);
 		tiermm__scan_backend.stats(b, &st);
-		usleep(2000);
+		usleep(30000);
 	}
 	assert_int_equal(st.passes, passes0 + 4);
 	for (size_t i = 0; i < col.n; i++) {

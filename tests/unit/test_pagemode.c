@@ -873,6 +873,30 @@ static void test_hysteresis(void **state)
 	engine_stop(e);
 }
 
+/*
+ * Settling waits for counts worth settling on (tiermm__engine_warm()): in
+ * page mode not before 32 passes, however many epochs they take; nothing
+ * moves while they build up (the hysteresis), which must not look settled.
+ */
+static void test_warm(void **state)
+{
+	struct tiermm__engine *e;
+	int passes = 0;
+
+	(void)state;
+	world_reset(AT_SLOW);
+	e = engine_start(count(is_hot, 0xff));
+	while (!tiermm__engine_warm(e)) {
+		assert_true(passes < 1000);
+		assert_int_equal(epoch(e, every_7th, 1, count(is_hot, 0xff), &free_pace), 0);
+		passes++;
+	}
+	print_message("  warm after %d passes, %" PRIu64 " moves\n", passes, moves());
+	assert_int_equal(passes, 2 * TIERMM__HEAT_DECAY_PASSES);
+	assert_no_violation();
+	engine_stop(e);
+}
+
 /* ---- (d) hints ---- */
 
 static bool hinted(uint64_t i)
@@ -1341,6 +1365,7 @@ int main(void)
 		cmocka_unit_test(test_full_fast_tier),
 		cmocka_unit_test(test_lukewarm_batch),
 		cmocka_unit_test(test_hysteresis),
+		cmocka_unit_test(test_warm),
 		cmocka_unit_test(test_hints),
 		cmocka_unit_test(test_paced),
 		cmocka_unit_test(test_paced_progress),
