@@ -6,7 +6,7 @@
 #   bench/tierbench-run.sh [--short] [--build DIR] [--results DIR]
 #                          [--workloads LIST] [--policies LIST] [--seconds N]
 #                          [--sample-ms MS] [--footprint-mib MIB] [--shift-s S]
-#                          [--tiermm-quota Q]
+#                          [--tiermm-quota Q] [--preset NAME]
 #                          [-- EXTRA TIERBENCH ARGS]
 #
 # Builds tierbench (in DIR, default the repository's build/ if configured, else a new
@@ -21,6 +21,8 @@
 # built, 20 s each; reports the targets, fails only if a run fails.
 # --tiermm-quota Q: the tiermm runtime's CPU quota in the guest (share of a CPU; default
 # 0 = none, since TCG inflates its costs; "default" = the library's 5%).
+# --preset NAME: the guest's machine (default tierbench; tierbench1: one vCPU, for
+# instruction time).
 # TIERMM_VM_ICOUNT=shift=0 in the environment runs the guests in instruction time (QEMU
 # -icount: 1 ns per instruction, so the workload runs at about hardware speed and CPU
 # shares are shares of instructions; docs/tiering-benchmark.md, "Instruction time").
@@ -43,10 +45,11 @@ shift_s=10
 # under TCG"); the CPU it used is reported either way. "default" leaves the
 # library's (5%).
 tm_quota=0
+preset=tierbench
 extra=()
 
 usage() {
-	sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
 	--footprint-mib) footprint=$2; shift ;;
 	--shift-s) shift_s=$2; shift ;;
 	--tiermm-quota) tm_quota=$2; shift ;;
+	--preset) preset=$2; shift ;;
 	-h|--help) usage; exit 0 ;;
 	--) shift; extra=("$@"); break ;;
 	*) echo "tierbench-run: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -144,7 +148,7 @@ for wl in "${wl_list[@]}"; do
 		status=0
 		for attempt in 1 2; do
 			status=0
-			"$REPO/tests/vm/run" --preset tierbench --build "$stage" --timeout "$timeout" \
+			"$REPO/tests/vm/run" --preset "$preset" --build "$stage" --timeout "$timeout" \
 				-- sh -c "$cmd" >"$results/$name.csv" 2>"$results/$name.log" || status=$?
 			# 4: the guest crashed before reporting (rare TCG trouble): once more
 			[ $status = 4 ] && [ $attempt = 1 ] && { say "$name: guest crashed, again"; continue; }
@@ -159,7 +163,7 @@ done
 say "all runs: $(( $(date +%s) - t_all )) s"
 
 rm -f "$results/timebase"
-[ -z "${TIERMM_VM_ICOUNT:-}" ] || echo "QEMU -icount $TIERMM_VM_ICOUNT" >"$results/timebase"
+[ -z "${TIERMM_VM_ICOUNT:-}" ] || echo "QEMU -icount $TIERMM_VM_ICOUNT, preset $preset" >"$results/timebase"
 full=()
 [ $short = 1 ] || full=(--full)
 python3 "$REPO/bench/tierbench/report.py" ${full[@]+"${full[@]}"} "$results"
