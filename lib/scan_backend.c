@@ -67,8 +67,8 @@
  * (WINDOW_FULL), the window halves, down to WINDOW_MIN_NS; after one that
  * found fewer than an eighth (WINDOW_EMPTY), it doubles, up to interval_ns.
  * A window shorter than the interval cannot be the time between two passes
- * (a pass over 100 GiB takes longer): such a pass is "paired": it cuts the
- * spans into chunks of PAIR_BYTES, clears them one after the other, and
+ * (a pass over 100 GiB takes longer): such a pass is "paired": it clears
+ * chunks of PAIR_PAGES mapped pages (32 MiB) one after the other, and
  * reads each again once the window has passed since its clearing began,
  * between clearings (a chunk read late by at most one chunk's clearing);
  * what the clearing found is dropped. A paired pass costs two reads of
@@ -123,7 +123,8 @@
 #define WINDOW_EMPTY 8		/* 1/8 */
 #define WINDOW_MIN_NS 1000000ull
 #define WINDOW_MIN_PAGES 1024	/* smaller passes do not adapt it */
-#define PAIR_BYTES (32ull << 20)	/* paired passes: chunks of this */
+#define PAIR_PAGES 8192	/* paired passes: chunks of this many pages */
+#define PAIR_CALLS 1024		/* ... or scanner calls (sparse spans) */
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
@@ -147,8 +148,10 @@ struct tiermm__backend {
 	unsigned int due;	/* reporting passes of the burst still due */
 	bool paired;		/* this pass clears each chunk before reading */
 	uint64_t window_ns;	/* < interval_ns: passes are paired */
-	struct chunk *chunks;	/* paired: the pass's chunks, */
-	size_t nchunks, ai, ri;	/* ... the next to clear, to read */
+	struct chunk *chunks;	/* paired: the chunks cleared so far, */
+	size_t nchunks, cchunks, ri;	/* ... the next to read */
+	size_t asi;		/* the span clearing is in ... */
+	uint64_t apos;		/* ... and where */
 	uint64_t pass_scanned, pass_accessed;	/* this reporting pass */
 	uint64_t pass_start, pass_end;
 	struct tiermm__obs batch[OBS_BATCH];
@@ -383,23 +386,42 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 
 /*
  * One read of [lo, hi) in the scanner's calls: reporting (emit()) or only
- * clearing. 0, or a negative errno (the mapping went away: -EINVAL).
+ * clearing; a clearing read stops once it has examined PAIR_PAGES pages
+ * or made PAIR_CALLS calls, and says where in *end (hi if it got there).
+ * Ranges without page tables cost a call per 1 GiB and examine nothing,
+ * so a chunk is PAIR_PAGES of mapped memory, not of address space. 0, or
+ * a negative errno (the mapping went away: -EINVAL).
  */
 static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool report,
-		      uint64_t *budget, int *calls, uint64_t now,
+		      uint64_t *end, uint64_t *budget, int *calls, uint64_t now,
 		      tiermm__obs_sink sink, void *ctx)
 {
-	TIERMM_OPTS(tiermm_ab_scan_opts, o, .flags = TIERMM_AB_SCAN_FLUSH,
-		    .max_pages = b->max_pages / 4 > 512 ? b->max_pages / 4 : 512);
-	int ret = tiermm_ab_scan_open(b->pid, lo, hi - lo, &o, &b->sc);
+	uint64_t per_call = b->max_pages / 4 > 512 ? b->max_pages / 4 : 512, scanned = 0;
+	int ret, n = 0;
 
+	if (!report && per_call > PAIR_PAGES)
+		per_call = PAIR_PAGES;
+	{
+		TIERMM_OPTS(tiermm_ab_scan_opts, o, .flags = TIERMM_AB_SCAN_FLUSH,
+			    .max_pages = per_call);
+
+		ret = tiermm_ab_scan_open(b->pid, lo, hi - lo, &o, &b->sc);
+	}
+	*end = lo;
 	while (!ret) {
 		struct tiermm_ab_batch bt = { .sz = sizeof(bt) };
 
+		if (!report && (scanned >= PAIR_PAGES || n >= PAIR_CALLS))
+			break;
 		ret = tiermm_ab_scan_next(b->sc, &bt);
 		(*calls)++;
+		n++;
+		if (ret == 0)
+			*end = hi;	/* all of it */
 		if (ret != 1)
 			break;
+		*end = bt.end < hi ? bt.end : hi;
+		scanned += bt.scanned;
 		b->st.pages_scanned += bt.scanned;
 		*budget -= bt.scanned < *budget ? bt.scanned : *budget;
 		ret = 0;
@@ -415,29 +437,12 @@ static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool 
 	return ret;
 }
 
-/* A paired pass's chunks: the spans cut at PAIR_BYTES. 0 or -ENOMEM. */
-static int paired_plan(struct tiermm__backend *b)
+/* A paired pass starts: no chunk cleared yet. */
+static void paired_plan(struct tiermm__backend *b)
 {
-	size_t n = 0;
-	struct chunk *c;
-
-	for (size_t i = 0; i < b->nspans; i++)
-		n += (size_t)((b->spans[i].end - b->spans[i].start + PAIR_BYTES - 1) / PAIR_BYTES);
-	c = realloc(b->chunks, (n ? n : 1) * sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	b->chunks = c;
-	n = 0;
-	for (size_t i = 0; i < b->nspans; i++)
-		for (uint64_t a = b->spans[i].start; a < b->spans[i].end; a += PAIR_BYTES)
-			c[n++] = (struct chunk){
-				.lo = a,
-				.hi = b->spans[i].end - a > PAIR_BYTES ? a + PAIR_BYTES
-								      : b->spans[i].end,
-			};
-	b->nchunks = n;
-	b->ai = b->ri = 0;
-	return 0;
+	b->nchunks = b->ri = 0;
+	b->asi = 0;
+	b->apos = b->nspans ? b->spans[0].start : 0;
 }
 
 /*
@@ -449,13 +454,15 @@ static int paired_plan(struct tiermm__backend *b)
 static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 		       uint64_t now, bool drain, tiermm__obs_sink sink, void *ctx)
 {
+	bool cleared_all = b->asi >= b->nspans;
 	struct chunk *c;
+	uint64_t end;
 	int ret;
 
-	if (b->ri < b->ai) {
+	if (b->ri < b->nchunks) {
 		uint64_t due = b->chunks[b->ri].armed + b->window_ns;
 
-		if (drain || now_ns() >= due || b->ai == b->nchunks) {
+		if (drain || cleared_all || now_ns() >= due) {
 			struct timespec ts = {
 				.tv_sec = (time_t)(due / 1000000000ull),
 				.tv_nsec = (long)(due % 1000000000ull),
@@ -464,20 +471,47 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 				;
 			c = &b->chunks[b->ri++];
-			ret = read_chunk(b, c->lo, c->hi, true, budget, calls, now, sink, ctx);
+			ret = read_chunk(b, c->lo, c->hi, true, &end, budget, calls, now, sink, ctx);
 			if (ret && ret != -EINVAL)	/* -EINVAL: the mapping went away */
 				return ret;
-			if (b->ri == b->nchunks) {
+			if (cleared_all && b->ri == b->nchunks) {
 				b->si = b->nspans - 1;
 				return end_span(b, sink, ctx);
 			}
 			return 0;
 		}
 	}
-	c = &b->chunks[b->ai++];
+	if (cleared_all) {
+		/* nothing was cleared (the spans went away): the pass is over */
+		b->si = b->nspans - 1;
+		return end_span(b, sink, ctx);
+	}
+	if (b->nchunks == b->cchunks) {
+		size_t cap = b->cchunks ? b->cchunks * 2 : 64;
+
+		c = realloc(b->chunks, cap * sizeof(*c));
+		if (!c)
+			return tiermm__fail(ENOMEM, "scan backend: out of memory");
+		b->chunks = c;
+		b->cchunks = cap;
+	}
+	c = &b->chunks[b->nchunks];
+	c->lo = b->apos;
 	c->armed = now_ns();
-	ret = read_chunk(b, c->lo, c->hi, false, budget, calls, now, sink, ctx);
-	return ret == -EINVAL ? 0 : ret;
+	ret = read_chunk(b, c->lo, b->spans[b->asi].end, false, &end, budget, calls, now,
+			 sink, ctx);
+	if (ret == -EINVAL)
+		end = b->spans[b->asi].end;	/* the mapping went away: skip it */
+	else if (ret)
+		return ret;
+	else if (end > c->lo) {
+		c->hi = end;
+		b->nchunks++;
+	}
+	b->apos = end;
+	if (b->apos >= b->spans[b->asi].end && ++b->asi < b->nspans)
+		b->apos = b->spans[b->asi].start;
+	return 0;
 }
 
 static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
@@ -523,8 +557,8 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		b->pass_start = now;
 		if (!n)
 			return 0;
-		if (b->paired && paired_plan(b))
-			return tiermm__fail(ENOMEM, "scan backend: out of memory");
+		if (b->paired)
+			paired_plan(b);
 		b->in_pass = true;
 	}
 	/*
@@ -535,7 +569,7 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		bool more = budget && calls < CALLS_PER_POLL &&
 			    now_ns() - now < POLL_NS_MAX;
 
-		if (!more && b->ri == b->ai)
+		if (!more && b->ri == b->nchunks)
 			break;
 		ret = paired_step(b, &budget, &calls, now, !more, sink, ctx);
 		if (ret)
