@@ -175,6 +175,7 @@ struct tiermm_runtime {
 	unsigned int quiet;	/* settled epochs in a row */
 	uint64_t seen_budget, seen_hints;
 	uint64_t backoff_epochs;
+	uint64_t scan_window_ns;	/* sampler: the scan backend's window; 0: none */
 
 	/* Published statistics (RCU). */
 	struct tiermm_runtime_stats *pub;
@@ -364,6 +365,7 @@ static void sampler_counters(struct tiermm_runtime *rt)
 	__atomic_store_n(&rt->helper_cpu_ns, rt->bops->cpu_ns(rt->backend),
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->scan_window_ns, bs.window_ns, __ATOMIC_RELAXED);
 }
 
 /*
@@ -546,6 +548,11 @@ static int publish(struct tiermm_runtime *rt)
 	s->wall_s = (double)(mono_ns() - rt->t_start) / 1e9;
 	s->backoff = __atomic_load_n(&rt->backoff, __ATOMIC_RELAXED);
 	s->backoff_epochs = rt->backoff_epochs;
+	{
+		uint64_t w = __atomic_load_n(&rt->scan_window_ns, __ATOMIC_RELAXED);
+
+		s->scan_window_ms = w ? (double)w / 1e6 : NAN;
+	}
 	old = rt->pub;
 	rcu_assign_pointer(rt->pub, s);
 	if (old) {

@@ -578,7 +578,7 @@ static void tm_stop(struct tb_bench *b)
 		struct tiermm_runtime_stats rs = { .sz = sizeof(rs) };
 
 		if (!tiermm_runtime_stats(st->rt, &rs))
-			snprintf(b->pol_final, sizeof(b->pol_final), "backend %s state %d epochs %llu promoted %llu demoted %llu failed %llu hot_set %llu KiB budget %llu KiB fast %llu KiB samples %llu lost %llu ranges %llu cpu sampling %.2f s classify %.2f s migrate %.2f s pace 1/%u slow_epochs %llu%s%s",
+			snprintf(b->pol_final, sizeof(b->pol_final), "backend %s state %d epochs %llu promoted %llu demoted %llu failed %llu hot_set %llu KiB budget %llu KiB fast %llu KiB samples %llu lost %llu ranges %llu cpu sampling %.2f s classify %.2f s migrate %.2f s pace 1/%u slow_epochs %llu scan_window %.1f ms%s%s",
 			       rs.backend, rs.state,
 			       (unsigned long long)rs.epochs,
 			       (unsigned long long)rs.promoted_pages,
@@ -592,7 +592,8 @@ static void tm_stop(struct tb_bench *b)
 			       (unsigned long long)rs.ranges,
 			       rs.cpu_sampling_s, rs.cpu_classify_s,
 			       rs.cpu_migrate_s, rs.backoff,
-			       (unsigned long long)rs.backoff_epochs, rs.error ? " error: " : "",
+			       (unsigned long long)rs.backoff_epochs, rs.scan_window_ms,
+			       rs.error ? " error: " : "",
 			       rs.error ? rs.error_msg : "");
 		if (rs.state == TIERMM_RUNTIME_FAILED)
 			b->pol_failed = true;

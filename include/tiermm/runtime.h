@@ -127,6 +127,12 @@ struct tiermm_runtime_stats {
 	 */
 	unsigned int backoff;
 	uint64_t backoff_epochs;	/* epochs run at a reduced pace */
+	/*
+	 * The scan backend's window now, in ms: how long an accessed bit
+	 * gathers accesses before it is read (it adapts: busy processes get
+	 * short windows). NaN with the other backends. Since 0.2.0.
+	 */
+	double scan_window_ms;
 };
 
 /* A consistent copy of the counters; never waits for the engine. */

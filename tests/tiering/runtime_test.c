@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -337,6 +338,10 @@ static int cmd_promote(void)
 	check(s.promoted_pages >= hot_len * 8 / 10 / ps && s.samples > 0 && s.hot_set_bytes <= budget,
 	      "%s: counters: %" PRIu64 " pages promoted, %" PRIu64 " samples, hot set %.1f MiB <= budget",
 	      backend, s.promoted_pages, s.samples, (double)s.hot_set_bytes / MIB);
+	check(strcmp(s.backend, "scan") ?
+	      isnan(s.scan_window_ms) : s.scan_window_ms >= 1 && s.scan_window_ms <= 100,
+	      "%s: scan window %.1f ms (1 to 100 with the scanner, NaN otherwise)",
+	      backend, s.scan_window_ms);
 	print_stats(backend, &s);
 	tiermm_runtime_stop(rt);
 	return 0;

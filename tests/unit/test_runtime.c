@@ -948,6 +948,7 @@ static void test_settle(void **state)
 	s = get_stats(rt);
 	assert_int_equal(s.backoff, 1);
 	assert_int_equal(s.backoff_epochs, 0);
+	assert_true(isnan(s.scan_window_ms));	/* not the scan backend */
 	assert_true(s.epochs >= 30);
 	stop_fake(rt);
 	assert_no_violation();

@@ -177,6 +177,7 @@ class tiermm_runtime_stats(Structure):
         ("fast_access_share", c_double),
         ("backoff", c_uint),
         ("backoff_epochs", c_uint64),
+        ("scan_window_ms", c_double),
     ]
 
 

@@ -67,6 +67,7 @@ class RuntimeStats:
     fast_access_share: float
     backoff: int            # 1: full pace; N: epochs and sampling pauses N times longer
     backoff_epochs: int
+    scan_window_ms: float   # the scan backend's window now; NaN with other backends
 
     @classmethod
     def _from(cls, s):
