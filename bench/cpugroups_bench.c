@@ -19,16 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "internal.h"
 #include "probes.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void print_groups(const struct tiermm__cpugroups *g)
 {
@@ -92,7 +85,7 @@ static int run_real(const struct tiermm__pingpong_params *pp)
 		printf(" ns\n");
 	}
 	fflush(stdout);
-	t0 = now_s();
+	t0 = bench_mono_s();
 	r = tiermm__cpugroups_find(cpus, n, tiermm__pingpong_measure,
 				   (void *)pp, &p, &g);
 	if (r) {
@@ -100,7 +93,7 @@ static int run_real(const struct tiermm__pingpong_params *pp)
 		return 1;
 	}
 	printf("wall time %.3f s, %llu pairs measured (all pairs: %d)\n",
-	       now_s() - t0, (unsigned long long)g.pairs_measured,
+	       bench_mono_s() - t0, (unsigned long long)g.pairs_measured,
 	       n * (n - 1) / 2);
 	printf("%d group(s), validated=%s, confidence %.2f, max in-group %.1f ns, min cross-group %.1f ns\n",
 	       g.ngroups, g.validated ? "yes" : "no", g.confidence,

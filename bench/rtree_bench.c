@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "internal.h"
 #include "tiering.h"
 
@@ -51,22 +52,6 @@
 #else
 #define TIMING_TARGETS 0
 #endif
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -264,10 +249,10 @@ int main(int argc, char **argv)
 	       SPOTS);
 
 	/* ingest: the whole stream, batches of 4096 */
-	t0 = now_s();
+	t0 = bench_mono_s();
 	for (size_t i = 0; i < nobs; i += BATCH)
 		tiermm__rtree_record(t, obs + i, BATCH);
-	rt_ingest = (double)nobs / (now_s() - t0);
+	rt_ingest = (double)nobs / (bench_mono_s() - t0);
 
 	while (slots < 2 * nobs)
 		slots *= 2;
@@ -275,10 +260,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "baseline: out of memory\n");
 		return 1;
 	}
-	t0 = now_s();
+	t0 = bench_mono_s();
 	for (size_t i = 0; i < nobs; i++)
 		hash_add(&h, obs[i].addr, obs[i].weight);
-	hash_ingest = (double)nobs / (now_s() - t0);
+	hash_ingest = (double)nobs / (bench_mono_s() - t0);
 
 	/* epochs with a full tree: 1 M observations between them */
 	snap = tiermm__rtree_snapshot_get(t);
@@ -288,32 +273,32 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < (1u << 20); i += BATCH)
 			tiermm__rtree_record(t, obs + ((size_t)epochs * (1u << 20) + i) % nobs,
 					     BATCH);
-		t0 = now_s();
-		c0 = cpu_s();
+		t0 = bench_mono_s();
+		c0 = bench_cpu_s();
 		tiermm__rtree_epoch(t);
-		ep[epochs] = now_s() - t0;
-		epc[epochs] = cpu_s() - c0;
-		t0 = now_s();
+		ep[epochs] = bench_mono_s() - t0;
+		epc[epochs] = bench_cpu_s() - c0;
+		t0 = bench_mono_s();
 		tiermm__rtree_publish(t);
-		pub[epochs] = now_s() - t0;
+		pub[epochs] = bench_mono_s() - t0;
 	}
 	for (int i = 0; i < 5; i++) {
-		t0 = now_s();
+		t0 = bench_mono_s();
 		hash_halve(&h);
-		hv[i] = now_s() - t0;
+		hv[i] = bench_mono_s() - t0;
 	}
 	qsort(ep, 40, sizeof(*ep), cmp_double);
 	qsort(epc, 40, sizeof(*epc), cmp_double);
 	qsort(pub, 40, sizeof(*pub), cmp_double);
 	qsort(hv, 5, sizeof(*hv), cmp_double);
 
-	t0 = now_s();
+	t0 = bench_mono_s();
 	for (int i = 0; i < 1000000; i++) {
 		snap = tiermm__rtree_snapshot_get(t);
 		sink += snap->n;
 		tiermm__rtree_snapshot_put(snap);
 	}
-	get_ns = (now_s() - t0) * 1e3;
+	get_ns = (bench_mono_s() - t0) * 1e3;
 	snap = tiermm__rtree_snapshot_get(t);
 
 	printf("ingest: range tree %.1f M obs/s, per-page hash %.1f M obs/s: ratio %.2f\n",

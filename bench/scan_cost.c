@@ -33,28 +33,14 @@
 
 #include <tiermm/pt.h>
 
+#include "bench_clock.h"
+
 #define CHUNK (32ULL << 20)	/* as the backend's paired passes */
 
 static char *region;
 static size_t len;
 static volatile int stop;
 static volatile uint64_t gups_ops;
-
-static double cpu_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double mono_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* One scanner read of [lo, lo + n): pages found accessed, or -errno. */
 static int64_t scan_read(uintptr_t lo, uint64_t n)
@@ -81,7 +67,7 @@ static int64_t scan_read(uintptr_t lo, uint64_t n)
 /* The whole region, chunk by chunk: CPU seconds, pages found accessed. */
 static double read_all(int64_t *acc)
 {
-	double t0 = cpu_s();
+	double t0 = bench_cpu_s();
 
 	*acc = 0;
 	for (size_t off = 0; off < len; off += CHUNK) {
@@ -94,16 +80,16 @@ static double read_all(int64_t *acc)
 		}
 		*acc += a;
 	}
-	return cpu_s() - t0;
+	return bench_cpu_s() - t0;
 }
 
 static double touch_all(void)
 {
-	double t0 = cpu_s();
+	double t0 = bench_cpu_s();
 
 	for (size_t i = 0; i < len; i += 4096)
 		region[i]++;
-	return cpu_s() - t0;
+	return bench_cpu_s() - t0;
 }
 
 static void *gups(void *arg)
@@ -203,31 +189,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "scan_cost: pthread_create failed\n");
 		return 1;
 	}
-	t0 = mono_s();
+	t0 = bench_mono_s();
 	sleep_until(t0 + 1.0);
 	printf("  with GUPS updating the region (%.1f M updates/s), a paired pass, by window:\n",
-	       (double)gups_ops / (mono_s() - t0) / 1e6);
+	       (double)gups_ops / (bench_mono_s() - t0) / 1e6);
 	{
 		static const double win_ms[] = { 1, 2, 5, 10, 25, 100 };
 
 		for (size_t w = 0; w < sizeof(win_ms) / sizeof(win_ms[0]); w++) {
-			double c0 = cpu_s(), late = 0;
+			double c0 = bench_cpu_s(), late = 0;
 			int64_t seen = 0;
 
 			for (size_t off = 0; off < len; off += CHUNK) {
 				uint64_t n = len - off < CHUNK ? len - off : CHUNK;
-				double armed = mono_s();
+				double armed = bench_mono_s();
 
 				scan_read((uintptr_t)region + off, n);
-				if (mono_s() < armed + win_ms[w] / 1e3)
+				if (bench_mono_s() < armed + win_ms[w] / 1e3)
 					sleep_until(armed + win_ms[w] / 1e3);
-				late += mono_s() - (armed + win_ms[w] / 1e3);
+				late += bench_mono_s() - (armed + win_ms[w] / 1e3);
 				acc = scan_read((uintptr_t)region + off, n);
 				seen += acc > 0 ? acc : 0;
 			}
 			printf("    window %5.1f ms: %5.1f%% of the pages touched; %6.1f ns a page (%.1fx the baseline); a chunk read %.1f ms after its window\n",
 			       win_ms[w], 100.0 * (double)seen / (double)pages,
-			       (cpu_s() - c0) / pages * 1e9, (cpu_s() - c0) / base,
+			       (bench_cpu_s() - c0) / pages * 1e9, (bench_cpu_s() - c0) / base,
 			       late / (double)((len + CHUNK - 1) / CHUNK) * 1e3);
 		}
 	}

@@ -47,6 +47,8 @@
 
 #ifndef SHIM_BENCH_WORKER
 #include <tiermm.h>
+
+#include "bench_clock.h"
 #endif
 
 #ifdef SHIM_BENCH_WORKER
@@ -168,14 +170,6 @@ int main(int argc, char **argv)
 	return 2;
 }
 #else
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static char self[PATH_MAX], worker[PATH_MAX];
 
 /* Run ourselves in work mode, with or without the shim; wall seconds, or -1. */
@@ -183,7 +177,7 @@ static double run(const char *work, long iters, const char *shim, const char *co
 		  bool strict, int *status)
 {
 	char it[32];
-	double t0 = now();
+	double t0 = bench_mono_s();
 	pid_t pid;
 	int st;
 
@@ -213,7 +207,7 @@ static double run(const char *work, long iters, const char *shim, const char *co
 		*status = st;
 	if (!WIFEXITED(st) || (WEXITSTATUS(st) && !strict))
 		return -1;
-	return now() - t0;
+	return bench_mono_s() - t0;
 }
 
 static int cmp_dbl(const void *a, const void *b)

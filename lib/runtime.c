@@ -519,7 +519,7 @@ static void budget_decode(uint64_t w, struct tiermm__budget_req *req)
 static int publish(struct tiermm_runtime *rt)
 {
 	struct tiermm_runtime_stats *s = calloc(1, sizeof(*s)), *old;
-	uint64_t helper = __atomic_load_n(&rt->helper_cpu_ns, __ATOMIC_RELAXED);
+	uint64_t helper = __atomic_load_n(&rt->helper_cpu_ns, __ATOMIC_RELAXED), window;
 
 	if (!s)
 		return -ENOMEM;
@@ -548,11 +548,8 @@ static int publish(struct tiermm_runtime *rt)
 	s->wall_s = (double)(mono_ns() - rt->t_start) / 1e9;
 	s->backoff = __atomic_load_n(&rt->backoff, __ATOMIC_RELAXED);
 	s->backoff_epochs = rt->backoff_epochs;
-	{
-		uint64_t w = __atomic_load_n(&rt->scan_window_ns, __ATOMIC_RELAXED);
-
-		s->scan_window_ms = w ? (double)w / 1e6 : NAN;
-	}
+	window = __atomic_load_n(&rt->scan_window_ns, __ATOMIC_RELAXED);
+	s->scan_window_ms = window ? (double)window / 1e6 : NAN;
 	old = rt->pub;
 	rcu_assign_pointer(rt->pub, s);
 	if (old) {

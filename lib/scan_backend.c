@@ -384,6 +384,30 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 	return 0;
 }
 
+/* Pages one scanner call examines at most (a quarter of a poll's). */
+static uint64_t call_pages(const struct tiermm__backend *b)
+{
+	return b->max_pages / 4 > 512 ? b->max_pages / 4 : 512;
+}
+
+/*
+ * A scanner batch read: counted, taken from the poll's budget, and, for a
+ * reporting read, counted in the pass and emitted. 0 or a negative errno.
+ */
+static int take_batch(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
+		      bool report, uint64_t *budget, uint64_t now,
+		      tiermm__obs_sink sink, void *ctx)
+{
+	b->st.pages_scanned += bt->scanned;
+	b->st.pages_accessed += bt->accessed;
+	*budget -= bt->scanned < *budget ? bt->scanned : *budget;
+	if (!report)
+		return 0;
+	b->pass_scanned += bt->scanned;
+	b->pass_accessed += bt->accessed;
+	return emit(b, bt, now, sink, ctx);
+}
+
 /*
  * One read of [lo, hi) in the scanner's calls: reporting (emit()) or only
  * clearing; a clearing read stops once it has examined PAIR_PAGES pages
@@ -396,7 +420,7 @@ static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool 
 		      uint64_t *end, uint64_t *budget, int *calls, uint64_t now,
 		      tiermm__obs_sink sink, void *ctx)
 {
-	uint64_t per_call = b->max_pages / 4 > 512 ? b->max_pages / 4 : 512, scanned = 0;
+	uint64_t per_call = call_pages(b), scanned = 0;
 	int ret, n = 0;
 
 	if (!report && per_call > PAIR_PAGES)
@@ -422,15 +446,7 @@ static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool 
 			break;
 		*end = bt.end < hi ? bt.end : hi;
 		scanned += bt.scanned;
-		b->st.pages_scanned += bt.scanned;
-		*budget -= bt.scanned < *budget ? bt.scanned : *budget;
-		ret = 0;
-		if (!report)
-			continue;
-		b->st.pages_accessed += bt.accessed;
-		b->pass_scanned += bt.scanned;
-		b->pass_accessed += bt.accessed;
-		ret = emit(b, &bt, now, sink, ctx);
+		ret = take_batch(b, &bt, report, budget, now, sink, ctx);
 	}
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
@@ -579,11 +595,11 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 	       (calls % 64 || now_ns() - now < POLL_NS_MAX)) {
 		const struct span *sp = &b->spans[b->si];
 		struct tiermm_ab_batch bt;
+
 		if (!b->sc) {
 			TIERMM_OPTS(tiermm_ab_scan_opts, o,
 				    .flags = TIERMM_AB_SCAN_FLUSH,
-				    .max_pages = b->max_pages / 4 > 512 ?
-						 b->max_pages / 4 : 512);
+				    .max_pages = call_pages(b));
 
 			ret = tiermm_ab_scan_open(b->pid, sp->start,
 						  sp->end - sp->start, &o, &b->sc);
@@ -605,12 +621,7 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		ret = tiermm_ab_scan_next(b->sc, &bt);
 		calls++;
 		if (ret == 1) {
-			b->st.pages_scanned += bt.scanned;
-			b->st.pages_accessed += bt.accessed;
-			b->pass_scanned += bt.scanned;
-			b->pass_accessed += bt.accessed;
-			budget -= bt.scanned < budget ? bt.scanned : budget;
-			ret = b->arming ? 0 : emit(b, &bt, now, sink, ctx);
+			ret = take_batch(b, &bt, !b->arming, &budget, now, sink, ctx);
 			if (ret)
 				break;
 			continue;

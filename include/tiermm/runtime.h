@@ -52,13 +52,14 @@ struct tiermm_runtime_opts {
 	const struct tiermm_topo *topo;	/* NULL: the running machine */
 	unsigned int flags;	/* TIERMM_RUNTIME_* */
 	/*
-	 * Settling: once placement has settled (after 8 epochs, four epochs
-	 * in a row that moved less than 1/64 of the budget, none cut short
-	 * by the rate limit, the quota or the engine's limit on demotions for
-	 * room, and whose hot set changed by less than 1/64 of the budget),
-	 * the runtime samples and classifies less often: the epoch and the
-	 * pause between sampling bursts become 8, then 16, 32 ... times their
-	 * base, up to backoff_max times. An epoch that is not quiet, a budget
+	 * Settling: once placement has settled (after 8 epochs, and with the
+	 * scanner 32 passes, four epochs in a row that moved less than 1/64
+	 * of the budget per base epoch, none cut short by the rate limit, the
+	 * quota or the engine's limit on demotions for room, and whose hot set
+	 * changed by less than 1/64 of the budget), the runtime samples and
+	 * classifies less often: the epoch becomes 8, then 16, 32 ... times
+	 * its base, up to backoff_max times, and the backend is sampled four
+	 * rounds an epoch. An epoch that is not quiet, a budget
 	 * change or a new hint brings the full pace back at once. 0: 32; 1:
 	 * always the full pace; at most TIERMM_RUNTIME_BACKOFF_MAX.
 	 * Since 0.2.0.
@@ -122,8 +123,9 @@ struct tiermm_runtime_stats {
 	 */
 	double fast_access_share;
 	/*
-	 * The pace now: 1 = full, N = epochs and sampling pauses N times their
-	 * base (settled placement: tiermm_runtime_opts.backoff_max). Since 0.2.0.
+	 * The pace now: 1 = full, N = epochs N times their base and the
+	 * sampler's pauses a quarter of such an epoch (settled placement:
+	 * tiermm_runtime_opts.backoff_max). Since 0.2.0.
 	 */
 	unsigned int backoff;
 	uint64_t backoff_epochs;	/* epochs run at a reduced pace */

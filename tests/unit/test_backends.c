@@ -1231,6 +1231,23 @@ static const struct tiermm__pt_dev fake_dev = {
 	.close = fake_close,
 };
 
+/*
+ * A fresh fake module over a new region of len bytes (reserved, no pages):
+ * the only range with page tables; the hot pages are for the caller to set.
+ */
+static char *fake_scan_region(size_t len)
+{
+	char *region;
+
+	memset(&fk, 0, sizeof(fk));
+	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(region != MAP_FAILED);
+	fk.pop_lo = (uintptr_t)region;
+	fk.pop_hi = (uintptr_t)region + len;
+	return region;
+}
+
 static void test_scan_fake_module(void **state)
 {
 	struct tiermm__backend_cfg cfg = { .pid = 0, .interval_us = 1,
@@ -1245,17 +1262,12 @@ static void test_scan_fake_module(void **state)
 	int polls = 0;
 
 	(void)state;
-	memset(&fk, 0, sizeof(fk));
-	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(region != MAP_FAILED);
+	region = fake_scan_region(len);
 	base = ((uintptr_t)region + 2 * MIB - 1) & ~(2 * MIB - 1);
 	fk.h1 = base + 8 * MIB;
 	fk.h2 = base + 20 * MIB;
 	fk.h3 = base + 30 * MIB;
 	fk.last = (uintptr_t)region + len - 4096;
-	fk.pop_lo = (uintptr_t)region;
-	fk.pop_hi = (uintptr_t)region + len;
 	tiermm__pt_set_dev(&fake_dev);
 
 	assert_int_equal(tiermm__scan_backend.open(&cfg, &b), 0);
@@ -1379,14 +1391,9 @@ static void test_scan_window(void **state)
 	int polls = 0;
 
 	(void)state;
-	memset(&fk, 0, sizeof(fk));
-	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(region != MAP_FAILED);
+	region = fake_scan_region(len);
 	fk.h1 = (((uintptr_t)region + 2 * MIB - 1) & ~(2 * MIB - 1)) + 8 * MIB;
 	fk.h2 = fk.h3 = fk.last = 1;	/* only h1 is hot */
-	fk.pop_lo = (uintptr_t)region;
-	fk.pop_hi = (uintptr_t)region + len;
 	fk.tau_ns = 20000000;
 	fk.rng = 88172645463325252ull;
 	fk.cleared = calloc(npages, sizeof(*fk.cleared));
@@ -1523,13 +1530,8 @@ static void test_scan_burst(void **state)
 	char *region;
 
 	(void)state;
-	memset(&fk, 0, sizeof(fk));
-	region = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(region != MAP_FAILED);
+	region = fake_scan_region(len);
 	fk.h1 = (((uintptr_t)region + 2 * MIB - 1) & ~(2 * MIB - 1)) + 2 * MIB;
-	fk.pop_lo = (uintptr_t)region;
-	fk.pop_hi = (uintptr_t)region + len;
 	tiermm__pt_set_dev(&fake_dev);
 	assert_int_equal(tiermm__scan_backend.open(&cfg, &b), 0);
 

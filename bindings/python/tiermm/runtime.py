@@ -65,7 +65,7 @@ class RuntimeStats:
     cpu_migrate_s: float
     wall_s: float
     fast_access_share: float
-    backoff: int            # 1: full pace; N: epochs and sampling pauses N times longer
+    backoff: int            # 1: full pace; N: epochs N times longer (settled)
     backoff_epochs: int
     scan_window_ms: float   # the scan backend's window now; NaN with other backends
 
