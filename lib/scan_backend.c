@@ -71,10 +71,20 @@
  * chunks of PAIR_PAGES mapped pages (32 MiB) one after the other, and
  * reads each again once the window has passed since its clearing began,
  * between clearings (a chunk read late by at most one chunk's clearing);
- * what the clearing found is dropped. A paired pass costs two reads of
- * every page, takes about the window longer than one read, and needs no
- * arming pass (a stale pass of a burst is just paired). Between
- * the two, a page of a busy process is judged by a few milliseconds of
+ * what the clearing found is dropped. A paired pass reads each chunk
+ * PAIR_READS (4) times, each read a window after the one before (a read
+ * clears what it reports, so it starts the next window), and counts as
+ * that many reporting passes: the burst in one pass, which needs no arming
+ * (a stale pass is just paired), and paired passes start PAIR_READS
+ * intervals apart, so reports come as often as unpaired passes would.
+ * Why four reads to a clearing: the clearing read finds every page a busy
+ * process touched since the last pass and pays the kernel's work for each
+ * (146 ns a page against 21 for an untouched one, in instruction time:
+ * bench/scan_cost.c), while a read after a short window finds few:
+ * with a clearing per read, most of the scanning was clearing. Reads of one chunk are a few
+ * windows apart rather than an interval: for a page's access rate, which
+ * is what the counts estimate, disjoint windows are as good as spread
+ * ones. A page of a busy process is thus judged by a few milliseconds of
  * its life: what is sampled is short, how often is unchanged.
  *
  * Freshness: TIERMM_AB_SCAN_FLUSH, so every call that cleared bits ends
@@ -125,6 +135,7 @@
 #define WINDOW_MIN_PAGES 1024	/* smaller passes do not adapt it */
 #define PAIR_PAGES 8192	/* paired passes: chunks of this many pages */
 #define PAIR_CALLS 1024		/* ... or scanner calls (sparse spans) */
+#define PAIR_READS SCAN_BURST	/* paired: reads of a chunk after its clearing */
 
 struct span {
 	uint64_t start, end;	/* writable mappings, adjacent ones merged */
@@ -132,7 +143,8 @@ struct span {
 
 struct chunk {
 	uint64_t lo, hi;	/* part of a span */
-	uint64_t armed;		/* when its clearing began */
+	uint64_t armed;		/* when its clearing or its last read began */
+	unsigned int reads;	/* reads still due */
 };
 
 struct tiermm__backend {
@@ -362,24 +374,32 @@ static int end_span(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx)
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
 	if (++b->si >= b->nspans) {
+		unsigned int reports = b->paired ? PAIR_READS : 1;
+		int ret;
+
 		b->in_pass = false;
 		b->pass_end = now_ns();
-		if (b->arming)
+		if (b->arming) {
 			b->due = SCAN_BURST;
-		else if (b->due)
-			b->due--;
-		if (b->arming)
 			return 0;
+		}
+		b->due = b->due > reports ? b->due - reports : 0;
 		adapt_window(b);
 		if (b->paired)
 			b->st.paired_passes++;
-		b->st.passes++;
-		b->batch[b->nbatch++] = (struct tiermm__obs){
-			.flags = TIERMM__OBS_PASS,
-			.time_ns = now_ns(),
-		};
-		if (b->nbatch == OBS_BATCH)
-			return flush_obs(b, sink, ctx);
+		/* a paired pass is PAIR_READS reporting passes (see the top) */
+		for (unsigned int i = 0; i < reports; i++) {
+			b->st.passes++;
+			b->batch[b->nbatch++] = (struct tiermm__obs){
+				.flags = TIERMM__OBS_PASS,
+				.time_ns = b->pass_end,
+			};
+			if (b->nbatch == OBS_BATCH) {
+				ret = flush_obs(b, sink, ctx);
+				if (ret)
+					return ret;
+			}
+		}
 	}
 	return 0;
 }
@@ -461,6 +481,22 @@ static void paired_plan(struct tiermm__backend *b)
 	b->apos = b->nspans ? b->spans[0].start : 0;
 }
 
+/* Queue a chunk for its next read (the queue is in order of due time). */
+static int add_chunk(struct tiermm__backend *b, const struct chunk *c)
+{
+	if (b->nchunks == b->cchunks) {
+		size_t cap = b->cchunks ? b->cchunks * 2 : 64;
+		struct chunk *n = realloc(b->chunks, cap * sizeof(*n));
+
+		if (!n)
+			return tiermm__fail(ENOMEM, "scan backend: out of memory");
+		b->chunks = n;
+		b->cchunks = cap;
+	}
+	b->chunks[b->nchunks++] = *c;
+	return 0;
+}
+
 /*
  * A paired pass's next step: read the oldest cleared chunk once its window
  * has passed, else clear the next one, else (or draining: the poll is
@@ -471,7 +507,7 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 		       uint64_t now, bool drain, tiermm__obs_sink sink, void *ctx)
 {
 	bool cleared_all = b->asi >= b->nspans;
-	struct chunk *c;
+	struct chunk nc;
 	uint64_t end;
 	int ret;
 
@@ -484,12 +520,21 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 				.tv_nsec = (long)(due % 1000000000ull),
 			};
 
+			struct chunk rc;
+
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 				;
-			c = &b->chunks[b->ri++];
-			ret = read_chunk(b, c->lo, c->hi, true, &end, budget, calls, now, sink, ctx);
+			rc = b->chunks[b->ri++];
+			rc.armed = now_ns();	/* the next window starts */
+			ret = read_chunk(b, rc.lo, rc.hi, true, &end, budget, calls, now, sink, ctx);
 			if (ret && ret != -EINVAL)	/* -EINVAL: the mapping went away */
 				return ret;
+			/* read again a window later: due after every chunk queued */
+			if (!ret && --rc.reads) {
+				ret = add_chunk(b, &rc);
+				if (ret)
+					return ret;
+			}
 			if (cleared_all && b->ri == b->nchunks) {
 				b->si = b->nspans - 1;
 				return end_span(b, sink, ctx);
@@ -502,27 +547,20 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 		b->si = b->nspans - 1;
 		return end_span(b, sink, ctx);
 	}
-	if (b->nchunks == b->cchunks) {
-		size_t cap = b->cchunks ? b->cchunks * 2 : 64;
-
-		c = realloc(b->chunks, cap * sizeof(*c));
-		if (!c)
-			return tiermm__fail(ENOMEM, "scan backend: out of memory");
-		b->chunks = c;
-		b->cchunks = cap;
-	}
-	c = &b->chunks[b->nchunks];
-	c->lo = b->apos;
-	c->armed = now_ns();
-	ret = read_chunk(b, c->lo, b->spans[b->asi].end, false, &end, budget, calls, now,
+	nc.lo = b->apos;
+	nc.armed = now_ns();
+	nc.reads = PAIR_READS;
+	ret = read_chunk(b, nc.lo, b->spans[b->asi].end, false, &end, budget, calls, now,
 			 sink, ctx);
 	if (ret == -EINVAL)
 		end = b->spans[b->asi].end;	/* the mapping went away: skip it */
 	else if (ret)
 		return ret;
-	else if (end > c->lo) {
-		c->hi = end;
-		b->nchunks++;
+	else if (end > nc.lo) {
+		nc.hi = end;
+		ret = add_chunk(b, &nc);
+		if (ret)
+			return ret;
 	}
 	b->apos = end;
 	if (b->apos >= b->spans[b->asi].end && ++b->asi < b->nspans)
@@ -540,7 +578,9 @@ static int scan_poll(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
 		struct span *s;
 		size_t n;
 
-		if (b->pass_start && now - b->pass_start < b->interval_ns)
+		/* a paired pass is PAIR_READS passes: as many intervals */
+		if (b->pass_start &&
+		    now - b->pass_start < b->interval_ns * (b->paired ? PAIR_READS : 1))
 			return b->due > 0;
 		/*
 		 * Bits cleared long ago say "touched in the last seconds",
