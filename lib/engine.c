@@ -146,10 +146,9 @@ struct tiermm__engine {
 
 	/* Page mode (heat.c): the backend reports every page. */
 	struct tiermm__heat *heat;
-	struct span *heat_layout;	/* the mappings heat was synced with */
-	size_t nheat_layout;
 	bool page_mode;
 	unsigned int heat_t;		/* promote pages counting this or more */
+	uint8_t swap_lim[256];		/* swap_limit() of each count */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
 	uint64_t classified_passes, classified_budget;	/* ... classification */
 	uint64_t classified_hints;
@@ -560,25 +559,12 @@ static int rstate_update(struct tiermm__engine *e, const struct tiermm__range *r
 /* Keep the heat blocks in line with the mappings when their layout changed. */
 static int heat_sync(struct tiermm__engine *e)
 {
-	struct span *l;
-	bool same = e->nheat_layout == e->nmaps;
+	int ret = tiermm__heat_sync(e->heat, e->maps, e->nmaps);
 
-	for (size_t i = 0; same && i < e->nmaps; i++)
-		same = e->heat_layout[i].start == e->maps[i].start &&
-		       e->heat_layout[i].end == e->maps[i].end;
-	if (same)
-		return 0;
-	l = malloc((e->nmaps ? e->nmaps : 1) * sizeof(*l));
-	if (!l || tiermm__heat_sync(e->heat, e->maps, e->nmaps)) {
-		free(l);
+	if (ret < 0)
 		return tiermm__fail(ENOMEM, "tiering engine: out of memory for page counts");
-	}
-	for (size_t i = 0; i < e->nmaps; i++)
-		l[i] = (struct span){ e->maps[i].start, e->maps[i].end };
-	e->classified_passes = UINT64_MAX;	/* the counts changed: classify */
-	free(e->heat_layout);
-	e->heat_layout = l;
-	e->nheat_layout = e->nmaps;
+	if (ret)
+		e->classified_passes = UINT64_MAX;	/* the counts changed: classify */
 	return 0;
 }
 
@@ -977,14 +963,46 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 
 /*
  * What a page counting heat may displace from the fast tier: pages counting
- * less than half as much and SWAP_GAP less (noise does not trade places
- * with noise: GUPS's cold pages, all equally popular, count 10 to 40).
+ * less than half as much, SWAP_GAP less, and less by SWAP_Z standard
+ * deviations of the difference, were both as popular as they look.
+ * Why the last: a count is STEP times a decayed sum of reports that each
+ * saw the page with a probability p; with 16 reports a decay period its
+ * mean is HEAT_FULL x p and its variance about STEP x 2/3 x count x (1 - p)
+ * (the weights' sum of squares over their sum: 21.3 / 32). Pages of equal
+ * popularity (GUPS's cold ones: all of them, on both tiers) spread by that
+ * noise, and each epoch the top of 100,000 slow-tier pages met the bottom of
+ * 17,000 fast-tier ones, 8 to 9 standard deviations of one count apart:
+ * with the fixed gaps alone they traded places at every settled epoch, a
+ * thousand pages each time and most of a settled runtime's CPU
+ * (tierbench1, instruction time). A page seen in every report (p = 1) has
+ * no noise, so a hot page still displaces a cold one at once.
  */
-static unsigned int swap_limit(unsigned int heat)
+#define HEAT_FULL (2 * TIERMM__HEAT_DECAY_PASSES * TIERMM__HEAT_STEP)
+#define SWAP_Z 5.0
+
+static double heat_var(unsigned int c)
 {
+	double p = c >= HEAT_FULL ? 1.0 : (double)c / HEAT_FULL;
+
+	return TIERMM__HEAT_STEP * 2.0 / 3.0 * c * (1.0 - p);
+}
+
+static unsigned int swap_limit_of(unsigned int heat)
+{
+	unsigned int v;
+
 	if (heat <= SWAP_GAP)
 		return 0;
-	return heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
+	v = heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
+	while (v && (double)(heat - (v - 1)) <
+		    SWAP_Z * sqrt(heat_var(heat) + heat_var(v - 1)))
+		v--;
+	return v;
+}
+
+static unsigned int swap_limit(const struct tiermm__engine *e, unsigned int heat)
+{
+	return e->swap_lim[heat > 255 ? 255 : heat];
 }
 
 /*
@@ -994,7 +1012,7 @@ static unsigned int swap_limit(unsigned int heat)
  * heat_t or more onto the fast tier, hottest first, within the budget and
  * the tier's free memory; to make room, fast-tier pages leave it, coldest
  * first, each for a page that may displace it (swap_limit(): the
- * hysteresis), as many as the promotions need. A migration the pace cut
+ * hysteresis, against noise too), as many as the promotions need. A migration the pace cut
  * short goes on at the next epoch even without a new pass; one the tier's
  * memory cut short (ENOMEM) stops promoting.
  */
@@ -1041,7 +1059,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	 * nothing can move, so nothing is asked about (under a CPU quota, few
 	 * passes a second: for the first seconds the counts are too low).
 	 */
-	if (room < e->ps && !swap_limit(e->heat_max))
+	if (room < e->ps && !swap_limit(e, e->heat_max))
 		goto out;
 	ret = cands_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &upc);
 	if (ret)
@@ -1073,7 +1091,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			 * the most the hottest candidate may displace.
 			 */
 			if (!down_collected) {
-				ret = cands_collect(e, 0, swap_limit(upc.c.v[0].heat), true,
+				ret = cands_collect(e, 0, swap_limit(e, upc.c.v[0].heat), true,
 						    e->cfg.slow_tier, &downc);
 				if (ret)
 					goto out;
@@ -1094,7 +1112,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 */
 		for (k = fits; k < nb; k++)
 			if (di + k - fits >= down.n ||
-			    down.v[di + k - fits].heat >= swap_limit(up.v[ui + k].heat))
+			    down.v[di + k - fits].heat >= swap_limit(e, up.v[ui + k].heat))
 				break;
 		if (!k)
 			break;	/* no room, and none to make for pages this cool */
@@ -1651,6 +1669,8 @@ int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
 	e->self = cfg->pid == 0;
 	e->ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	e->ops = ops;
+	for (unsigned int h = 0; h < 256; h++)
+		e->swap_lim[h] = (uint8_t)swap_limit_of(h);
 	nn = tiermm_topo_nr_nodes(cfg->topo);
 	for (int i = 0; i < nn; i++) {
 		struct tiermm_node_info info = { .sz = sizeof(info) };
@@ -1685,7 +1705,6 @@ void tiermm__engine_free(struct tiermm__engine *e)
 		e->ops->close(e->env);
 	tiermm__rtree_free(e->tree);
 	tiermm__heat_free(e->heat);
-	free(e->heat_layout);
 	free(e->maps);
 	free(e->spans);
 	free(e->hints);
@@ -1719,7 +1738,7 @@ void tiermm__engine_record(struct tiermm__engine *e, const struct tiermm__obs *o
 	 * first epoch may come seconds late, after the scanner's first
 	 * burst).
 	 */
-	if (!e->heat_layout && e->ops->where && e->ops->move_list && e->nmaps)
+	if (!e->heat->synced && e->ops->where && e->ops->move_list && e->nmaps)
 		for (size_t k = 0; k < n; k++)
 			if (obs[k].flags & TIERMM__OBS_BITS) {
 				if (heat_sync(e))

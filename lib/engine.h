@@ -115,9 +115,20 @@ struct tiermm__heat_block {
 					 * last seen by a query or a move) */
 };
 
+/* A managed mapping as the counts see it (heat.c). */
+struct tiermm__heat_span {
+	uint64_t start, end;
+	bool sparse;			/* blocks only where pages were seen
+					 * accessed (heat.c: sparse mappings) */
+};
+
 struct tiermm__heat {
 	struct tiermm__heat_block *b;	/* sorted by base */
 	size_t n;
+	struct tiermm__heat_span *lay;	/* the mappings of the last sync */
+	size_t nlay;
+	bool synced;
+	uint64_t dropped;		/* observations dropped: out of memory */
 	bool fed;			/* page-level observations came in */
 	uint64_t passes;		/* OBS_PASS marks seen */
 	/* Pages seen accessed in the current pass, whose tier is known ... */
@@ -128,10 +139,16 @@ struct tiermm__heat {
 
 int tiermm__heat_new(struct tiermm__heat **h);
 void tiermm__heat_free(struct tiermm__heat *h);
-/* Blocks for the mappings (sorted, disjoint). 0 or -ENOMEM (unchanged). */
+/*
+ * Blocks for the mappings (sorted, disjoint, with their residency): every
+ * block of a dense mapping, the blocks seen accessed of a sparse one (heat.c).
+ * 1 if the blocks were rebuilt, 0 if the layout (and which mappings are
+ * sparse) is what it was, -ENOMEM (unchanged).
+ */
 int tiermm__heat_sync(struct tiermm__heat *h, const struct tiermm__mapping *m,
 		      size_t n);
-/* The TIERMM__OBS_BITS observations; others are ignored. */
+/* The TIERMM__OBS_BITS observations (new blocks for sparse mappings'
+ * pages); others are ignored. */
 void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 			 size_t n);
 /* Halve the counts (tiermm__heat_record() does, every few passes). */

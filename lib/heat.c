@@ -74,11 +74,12 @@ void tiermm__heat_free(struct tiermm__heat *h)
 	if (!h)
 		return;
 	free(h->b);
+	free(h->lay);
 	free(h);
 }
 
-/* Index of the block at base, or -1. */
-static long find_block(const struct tiermm__heat *h, uint64_t base)
+/* Index of the first block at or above base (n if none). */
+static size_t lower_block(const struct tiermm__heat *h, uint64_t base)
 {
 	size_t lo = 0, hi = h->n;
 
@@ -90,7 +91,15 @@ static long find_block(const struct tiermm__heat *h, uint64_t base)
 		else
 			hi = mid;
 	}
-	return lo < h->n && h->b[lo].base == base ? (long)lo : -1;
+	return lo;
+}
+
+/* Index of the block at base, or -1. */
+static long find_block(const struct tiermm__heat *h, uint64_t base)
+{
+	size_t i = lower_block(h, base);
+
+	return i < h->n && h->b[i].base == base ? (long)i : -1;
 }
 
 struct tiermm__heat_block *tiermm__heat_block(struct tiermm__heat *h, uint64_t addr)
@@ -100,77 +109,270 @@ struct tiermm__heat_block *tiermm__heat_block(struct tiermm__heat *h, uint64_t a
 	return i < 0 ? NULL : &h->b[i];
 }
 
+/*
+ * Sparse mappings: a reservation far larger than what is resident in it (a
+ * JVM heap, Go's arenas, a sanitizer's shadow of terabytes) would cost a
+ * block a 2 MiB of address space, 576 bytes each, and every classification
+ * a look at each of its pages. Such a mapping, larger than HEAT_SPARSE_MIN
+ * with less than 1/HEAT_SPARSE_SHARE of it resident, gets blocks only where
+ * the scanner saw pages: accessed, or present (its clearing reads, which
+ * find every page touched since the read before, and at the start every
+ * page touched since it was faulted in: TIERMM__OBS_PRESENT), added by
+ * tiermm__heat_record(). So the counts follow the memory the process uses,
+ * not what it reserved. What they miss: pages whose accessed bit someone
+ * else cleared (reclaim, DAMON) before the first pass and that were never
+ * touched again. A dense mapping turns sparse below 1/HEAT_DENSE_SHARE (a
+ * margin against rebuilds) and keeps its blocks; a sparse one becomes
+ * dense, every block, when a residency read finds it filled.
+ */
+#define HEAT_SPARSE_MIN (256ULL << 20)
+#define HEAT_SPARSE_SHARE 4
+#define HEAT_DENSE_SHARE 8	/* a dense mapping turns sparse below this:
+				 * no rebuilds for one near the line */
+
+static size_t span_first(const struct tiermm__heat_span *l, size_t nl, uint64_t addr);
+
+static bool is_sparse(const struct tiermm__heat *h, const struct tiermm__mapping *m)
+{
+	uint64_t len = m->end - m->start, share = HEAT_SPARSE_SHARE;
+	size_t i = span_first(h->lay, h->nlay, m->start);
+
+	if (i < h->nlay && h->lay[i].start == m->start && h->lay[i].end == m->end &&
+	    !h->lay[i].sparse)
+		share = HEAT_DENSE_SHARE;
+	return len > HEAT_SPARSE_MIN && (m->fast + m->slow + m->other) * share < len;
+}
+
+/* Index of the first span ending above addr (nl if none). */
+static size_t span_first(const struct tiermm__heat_span *l, size_t nl, uint64_t addr)
+{
+	size_t lo = 0, hi = nl;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The valid bits of the block at base: its pages inside the mappings. */
+static void block_valid(const struct tiermm__heat *h, struct tiermm__heat_block *b)
+{
+	memset(b->valid, 0, sizeof(b->valid));
+	for (size_t i = span_first(h->lay, h->nlay, b->base);
+	     i < h->nlay && h->lay[i].start < b->base + HEAT_BLOCK; i++) {
+		uint64_t lo = h->lay[i].start > b->base ? h->lay[i].start : b->base;
+		uint64_t hi = h->lay[i].end < b->base + HEAT_BLOCK ?
+			      h->lay[i].end : b->base + HEAT_BLOCK;
+
+		set_bits(b->valid, (lo - b->base) / HEAT_PAGE, (hi - b->base) / HEAT_PAGE);
+	}
+}
+
+/* Append the block at base to nb (unless it is the last), with old's data. */
+static int add_block(struct tiermm__heat_block **nb, size_t *nn, size_t *cap,
+		     const struct tiermm__heat *old, uint64_t base)
+{
+	struct tiermm__heat_block *b;
+	long o;
+
+	if (*nn && (*nb)[*nn - 1].base == base)
+		return 0;
+	if (*nn == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct tiermm__heat_block *t = realloc(*nb, c * sizeof(**nb));
+
+		if (!t)
+			return -ENOMEM;
+		*nb = t;
+		*cap = c;
+	}
+	b = &(*nb)[(*nn)++];
+	memset(b, 0, sizeof(*b));
+	b->base = base;
+	/* the counts (and the where) of a block that stays */
+	o = find_block(old, base);
+	if (o >= 0) {
+		memcpy(b->heat, old->b[o].heat, sizeof(b->heat));
+		memcpy(b->known, old->b[o].known, sizeof(b->known));
+		memcpy(b->fast, old->b[o].fast, sizeof(b->fast));
+		memcpy(b->old_valid, old->b[o].valid, sizeof(b->valid));
+		b->huge = old->b[o].huge;
+	}
+	return 0;
+}
+
+/* A block's pages that left the mappings lose their counts and where. */
+static void block_revalid(const struct tiermm__heat *h, struct tiermm__heat_block *b)
+{
+	bool changed = false;
+
+	block_valid(h, b);
+	for (int w = 0; w < 8; w++) {
+		if (b->valid[w] != b->old_valid[w])
+			changed = true;
+		b->known[w] &= b->valid[w] & b->old_valid[w];
+		b->fast[w] &= b->known[w];
+	}
+	if (changed)
+		for (int k = 0; k < TIERMM__HEAT_PAGES; k++)
+			if (!(b->valid[k / 64] & (1ULL << (k % 64))))
+				b->heat[k] = 0;
+	memcpy(b->old_valid, b->valid, sizeof(b->valid));
+}
+
 int tiermm__heat_sync(struct tiermm__heat *h, const struct tiermm__mapping *m,
 		      size_t n)
 {
 	struct tiermm__heat_block *nb = NULL;
-	size_t nn = 0, cap = 0, old = 0;
+	struct tiermm__heat_span *nl, *ol;
+	size_t nn = 0, cap = 0;
+	bool same = n == h->nlay;
 
+	for (size_t i = 0; same && i < n; i++)
+		same = h->lay[i].start == m[i].start && h->lay[i].end == m[i].end &&
+		       h->lay[i].sparse == is_sparse(h, &m[i]);
+	if (same && h->synced)
+		return 0;
+	nl = malloc((n ? n : 1) * sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nl[i] = (struct tiermm__heat_span){ m[i].start, m[i].end, is_sparse(h, &m[i]) };
 	for (size_t i = 0; i < n; i++) {
-		for (uint64_t a = blk_of(m[i].start); a < m[i].end; a += HEAT_BLOCK) {
-			uint64_t lo = a > m[i].start ? a : m[i].start;
-			uint64_t hi = a + HEAT_BLOCK < m[i].end ? a + HEAT_BLOCK : m[i].end;
-			struct tiermm__heat_block *b;
-
-			if (!nn || nb[nn - 1].base != a) {
-				if (nn == cap) {
-					size_t c = cap ? cap * 2 : 64;
-					struct tiermm__heat_block *t =
-						realloc(nb, c * sizeof(*nb));
-
-					if (!t) {
-						free(nb);
-						return -ENOMEM;
-					}
-					nb = t;
-					cap = c;
-				}
-				b = &nb[nn++];
-				memset(b, 0, sizeof(*b));
-				b->base = a;
-				/* the counts (and the where) of a block that stays */
-				while (old < h->n && h->b[old].base < a)
-					old++;
-				if (old < h->n && h->b[old].base == a) {
-					memcpy(b->heat, h->b[old].heat, sizeof(b->heat));
-					memcpy(b->known, h->b[old].known, sizeof(b->known));
-					memcpy(b->fast, h->b[old].fast, sizeof(b->fast));
-					memcpy(b->old_valid, h->b[old].valid, sizeof(b->valid));
-				}
-			}
-			b = &nb[nn - 1];
-			set_bits(b->valid, (lo - a) / HEAT_PAGE, (hi - a) / HEAT_PAGE);
+		if (!nl[i].sparse) {
+			for (uint64_t a = blk_of(m[i].start); a < m[i].end; a += HEAT_BLOCK)
+				if (add_block(&nb, &nn, &cap, h, a))
+					goto nomem;
+			continue;
 		}
+		/* sparse: the blocks it had (seen accessed), and its edges'
+		 * blocks that a neighbour has */
+		for (size_t j = lower_block(h, blk_of(m[i].start));
+		     j < h->n && h->b[j].base < m[i].end; j++)
+			if (add_block(&nb, &nn, &cap, h, h->b[j].base))
+				goto nomem;
 	}
-	/* Pages that left the mappings lose their counts and their where. */
-	for (size_t i = 0; i < nn; i++) {
-		struct tiermm__heat_block *b = &nb[i];
-		bool changed = false;
-
-		for (int w = 0; w < 8; w++) {
-			if (b->valid[w] != b->old_valid[w])
-				changed = true;
-			b->known[w] &= b->valid[w] & b->old_valid[w];
-			b->fast[w] &= b->known[w];
-		}
-		if (changed)
-			for (int k = 0; k < TIERMM__HEAT_PAGES; k++)
-				if (!(b->valid[k / 64] & (1ULL << (k % 64))))
-					b->heat[k] = 0;
-		memcpy(b->old_valid, b->valid, sizeof(b->valid));
-	}
+	ol = h->lay;
+	h->lay = nl;
+	h->nlay = n;
+	free(ol);
+	for (size_t i = 0; i < nn; i++)
+		block_revalid(h, &nb[i]);
 	free(h->b);
 	h->b = nb;
 	h->n = nn;
-	return 0;
+	h->synced = true;
+	return 1;
+nomem:
+	free(nb);
+	free(nl);
+	return -ENOMEM;
+}
+
+/* Record one TIERMM__OBS_BITS observation into block b. */
+static void record_bits(struct tiermm__heat *h, struct tiermm__heat_block *b,
+			const struct tiermm__obs *o)
+{
+	for (int w = 0; w < 8; w++) {
+		uint64_t bits = o->bits[w] & b->valid[w];
+
+		h->pass_known += (uint64_t)__builtin_popcountll(bits & b->known[w]);
+		h->pass_fast += (uint64_t)__builtin_popcountll(bits & b->known[w] &
+							      b->fast[w]);
+		while (bits) {
+			int i = w * 64 + __builtin_ctzll(bits);
+			unsigned int v = b->heat[i] + TIERMM__HEAT_STEP;
+
+			b->heat[i] = v > 255 ? 255 : (uint8_t)v;
+			bits &= bits - 1;
+		}
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Blocks for observations of sparse mappings that had none (pend: their
+ * indexes in obs), merged into the sorted array in one pass, then the
+ * observations recorded. Out of memory: they are dropped (h->dropped).
+ */
+static void add_pending(struct tiermm__heat *h, const struct tiermm__obs *obs,
+			const size_t *pend, size_t np)
+{
+	uint64_t *bases = malloc(np * sizeof(*bases));
+	struct tiermm__heat_block *nb;
+	size_t nk = 0, i = 0, j = 0, k = 0;
+
+	if (!bases)
+		goto drop;
+	for (size_t p = 0; p < np; p++)
+		bases[p] = blk_of(obs[pend[p]].addr);
+	qsort(bases, np, sizeof(*bases), cmp_u64);
+	for (size_t p = 0; p < np; p++)
+		if (!nk || bases[nk - 1] != bases[p])
+			bases[nk++] = bases[p];
+	nb = malloc((h->n + nk) * sizeof(*nb));
+	if (!nb) {
+		free(bases);
+		goto drop;
+	}
+	while (i < h->n || j < nk) {
+		if (j >= nk || (i < h->n && h->b[i].base < bases[j])) {
+			nb[k++] = h->b[i++];
+			continue;
+		}
+		memset(&nb[k], 0, sizeof(nb[k]));
+		nb[k].base = bases[j++];
+		block_valid(h, &nb[k]);
+		memcpy(nb[k].old_valid, nb[k].valid, sizeof(nb[k].valid));
+		k++;
+	}
+	free(bases);
+	free(h->b);
+	h->b = nb;
+	h->n = k;
+	for (size_t p = 0; p < np; p++)
+		if (!(obs[pend[p]].flags & TIERMM__OBS_PRESENT))
+			record_bits(h, tiermm__heat_block(h, obs[pend[p]].addr),
+				    &obs[pend[p]]);
+	return;
+drop:
+	h->dropped += np;
+}
+
+/* Whether addr is in a sparse mapping (blocks only where seen accessed). */
+static bool in_sparse(const struct tiermm__heat *h, uint64_t addr)
+{
+	size_t i = span_first(h->lay, h->nlay, addr);
+
+	return i < h->nlay && h->lay[i].start <= addr && h->lay[i].sparse;
 }
 
 void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 			 size_t n)
 {
-	for (size_t k = 0; k < n; k++) {
+	size_t *pend = NULL, np = 0;
+
+	for (size_t k = 0; k <= n; k++) {
 		struct tiermm__heat_block *b;
 
+		/* new blocks before a pass ends (its counts, its decay) */
+		if (np && (k == n || (obs[k].flags & TIERMM__OBS_PASS))) {
+			add_pending(h, obs, pend, np);
+			np = 0;
+		}
+		if (k == n)
+			break;
 		if (obs[k].flags & TIERMM__OBS_PASS) {
 			if (h->pass_known)
 				h->fast_share = (double)h->pass_fast / (double)h->pass_known;
@@ -183,23 +385,23 @@ void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 			continue;
 		h->fed = true;
 		b = tiermm__heat_block(h, obs[k].addr);
-		if (!b)
+		if (b) {
+			if (!(obs[k].flags & TIERMM__OBS_PRESENT))
+				record_bits(h, b, &obs[k]);
 			continue;
-		for (int w = 0; w < 8; w++) {
-			uint64_t bits = obs[k].bits[w] & b->valid[w];
-
-			h->pass_known += (uint64_t)__builtin_popcountll(bits & b->known[w]);
-			h->pass_fast += (uint64_t)__builtin_popcountll(bits & b->known[w] &
-								      b->fast[w]);
-			while (bits) {
-				int i = w * 64 + __builtin_ctzll(bits);
-				unsigned int v = b->heat[i] + TIERMM__HEAT_STEP;
-
-				b->heat[i] = v > 255 ? 255 : (uint8_t)v;
-				bits &= bits - 1;
+		}
+		if (!in_sparse(h, obs[k].addr))
+			continue;
+		if (!pend) {
+			pend = malloc(n * sizeof(*pend));
+			if (!pend) {
+				h->dropped++;
+				continue;
 			}
 		}
+		pend[np++] = k;
 	}
+	free(pend);
 }
 
 void tiermm__heat_decay(struct tiermm__heat *h)

@@ -902,7 +902,7 @@ void tiermm__rtree_record(struct tiermm__rtree *t,
 		uint64_t addr = obs[k].addr, off;
 		struct node *nd = &v[last];
 
-		if (obs[k].flags & TIERMM__OBS_PASS)
+		if (obs[k].flags & (TIERMM__OBS_PASS | TIERMM__OBS_PRESENT))
 			continue;
 		if (obs[k].flags & TIERMM__OBS_RANGE) {
 			record_span(t, addr, obs[k].weight, obs[k].hits,

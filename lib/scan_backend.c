@@ -71,7 +71,7 @@
  * chunks of PAIR_PAGES mapped pages (32 MiB) one after the other, and
  * reads each again once the window has passed since its clearing began,
  * between clearings (a chunk read late by at most one chunk's clearing);
- * what the clearing found is dropped. A paired pass reads each chunk
+ * what the clearing found is only reported as present (TIERMM__OBS_PRESENT). A paired pass reads each chunk
  * PAIR_READS (4) times, each read a window after the one before (a read
  * clears what it reports, so it starts the next window), and counts as
  * that many reporting passes: the burst in one pass, which needs no arming
@@ -259,8 +259,8 @@ static int flush_obs(struct tiermm__backend *b, tiermm__obs_sink sink, void *ctx
  */
 static int emit_block(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
 		      uint64_t lo, uint64_t hi, uint64_t first, uint64_t last,
-		      uint64_t accessed, uint64_t now, tiermm__obs_sink sink,
-		      void *ctx)
+		      uint64_t accessed, bool report, uint64_t now,
+		      tiermm__obs_sink sink, void *ctx)
 {
 	struct tiermm__obs *o = &b->batch[b->nbatch++];
 	uint64_t addr = bt->base + first * SCAN_PAGE;
@@ -270,7 +270,8 @@ static int emit_block(struct tiermm__backend *b, const struct tiermm_ab_batch *b
 		.addr = addr,
 		.weight = (uint32_t)(last - first + 1),	/* <= 512 */
 		.hits = (uint32_t)accessed,
-		.flags = TIERMM__OBS_RANGE | TIERMM__OBS_SPREAD | TIERMM__OBS_BITS,
+		.flags = TIERMM__OBS_RANGE | TIERMM__OBS_SPREAD | TIERMM__OBS_BITS |
+			 (report ? 0 : TIERMM__OBS_PRESENT),
 		.time_ns = now,
 	};
 	/* The block's bits, as bit (page - blk) / 4 KiB. */
@@ -319,7 +320,7 @@ static uint64_t bits_in(const uint64_t *map, uint64_t lo, uint64_t hi,
  * block's accesses stay within the first and last accessed page.
  */
 static int emit(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
-		uint64_t now, tiermm__obs_sink sink, void *ctx)
+		bool report, uint64_t now, tiermm__obs_sink sink, void *ctx)
 {
 	uint64_t a;
 	int ret;
@@ -339,8 +340,8 @@ static int emit(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
 			break;
 		n = bits_in(bt->bitmap, lo, hi, &first, &last);
 		if (n) {
-			ret = emit_block(b, bt, lo, hi, first, last, n, now,
-					 sink, ctx);
+			ret = emit_block(b, bt, lo, hi, first, last, n, report,
+					 now, sink, ctx);
 			if (ret)
 				return ret;
 		}
@@ -411,8 +412,11 @@ static uint64_t call_pages(const struct tiermm__backend *b)
 }
 
 /*
- * A scanner batch read: counted, taken from the poll's budget, and, for a
- * reporting read, counted in the pass and emitted. 0 or a negative errno.
+ * A scanner batch read: counted, taken from the poll's budget, and emitted:
+ * a reporting read's accesses, counted in the pass, or what a clearing read
+ * found, as TIERMM__OBS_PRESENT (pages that exist: the page counts of
+ * sparse mappings, heat.c, need them for pages never accessed again). 0 or
+ * a negative errno.
  */
 static int take_batch(struct tiermm__backend *b, const struct tiermm_ab_batch *bt,
 		      bool report, uint64_t *budget, uint64_t now,
@@ -421,11 +425,11 @@ static int take_batch(struct tiermm__backend *b, const struct tiermm_ab_batch *b
 	b->st.pages_scanned += bt->scanned;
 	b->st.pages_accessed += bt->accessed;
 	*budget -= bt->scanned < *budget ? bt->scanned : *budget;
-	if (!report)
-		return 0;
-	b->pass_scanned += bt->scanned;
-	b->pass_accessed += bt->accessed;
-	return emit(b, bt, now, sink, ctx);
+	if (report) {
+		b->pass_scanned += bt->scanned;
+		b->pass_accessed += bt->accessed;
+	}
+	return emit(b, bt, report, now, sink, ctx);
 }
 
 /*

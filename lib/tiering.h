@@ -56,6 +56,11 @@ struct tiermm__obs {
 #define TIERMM__OBS_BITS	(1u << 3)	/* bits[] is valid */
 #define TIERMM__OBS_PASS	(1u << 4)	/* no access: the scanner finished
 						 * a pass over the address space */
+#define TIERMM__OBS_PRESENT	(1u << 5)	/* with BITS: no access in this
+						 * pass, the pages exist (the
+						 * scanner's clearing read):
+						 * page counts for them
+						 * (heat.c), nothing counted */
 #define TIERMM__OBS_SPREAD	(1u << 2)	/* with RANGE: hits accesses in
 						 * all, spread evenly over the
 						 * weight pages (a summary of

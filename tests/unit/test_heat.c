@@ -12,7 +12,8 @@
  *  - histogram (valid pages only) and the threshold fitted to a budget:
  *    edges (budget 0, everything fits, exact fit, a level that does not
  *    fit, sums that would wrap) and *above;
- *  - forget_where.
+ *  - forget_where;
+ *  - sparse mappings: blocks only where pages were seen accessed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,7 +105,7 @@ static void test_sync_layout(void **state)
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
 	assert_null(tiermm__heat_block(h, B0));
-	assert_int_equal(tiermm__heat_sync(h, m, 4), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 4), 1);
 	assert_int_equal(h->n, 7);
 	for (size_t i = 0; i < h->n; i++) {
 		assert_int_equal(h->b[i].base, bases[i]);
@@ -129,7 +130,7 @@ static void test_sync_layout(void **state)
 	assert_null(tiermm__heat_block(h, B0 + 7 * BLK + BLK - 1));
 	assert_null(tiermm__heat_block(h, B0 + 11 * BLK));
 	/* No mappings: no blocks. */
-	assert_int_equal(tiermm__heat_sync(h, NULL, 0), 0);
+	assert_int_equal(tiermm__heat_sync(h, NULL, 0), 1);
 	assert_int_equal(h->n, 0);
 	assert_null(tiermm__heat_block(h, B0));
 	tiermm__heat_free(h);
@@ -201,18 +202,18 @@ static void test_sync_changed(void **state)
 
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
-	assert_int_equal(tiermm__heat_sync(h, m1, 4), 0);
+	assert_int_equal(tiermm__heat_sync(h, m1, 4), 1);
 	assert_int_equal(h->n, 5);
 	fill(h);
 	/* The same layout again changes nothing. */
-	assert_int_equal(tiermm__heat_sync(h, m1, 4), 0);
+	assert_int_equal(tiermm__heat_sync(h, m1, 4), 0);	/* 0: unchanged */
 	assert_int_equal(h->n, 5);
 	for (size_t i = 0; i < h->n; i++)
 		for (unsigned int k = 0; k < TIERMM__HEAT_PAGES; k++)
 			if (bit(h->b[i].valid, k))
 				assert_kept(&h->b[i], k);
 
-	assert_int_equal(tiermm__heat_sync(h, m2, 4), 0);
+	assert_int_equal(tiermm__heat_sync(h, m2, 4), 1);
 	assert_int_equal(h->n, 5);
 	b = tiermm__heat_block(h, B0);
 	assert_non_null(b);
@@ -251,7 +252,7 @@ static void test_sync_changed(void **state)
 					       TIERMM__HEAT_STEP);
 
 	/* Pages and blocks that left come back cold and unknown. */
-	assert_int_equal(tiermm__heat_sync(h, m3, 3), 0);
+	assert_int_equal(tiermm__heat_sync(h, m3, 3), 1);
 	assert_int_equal(h->n, 4);
 	b = tiermm__heat_block(h, B0);
 	for (unsigned int k = 0; k < 7; k++)
@@ -276,6 +277,120 @@ static void test_sync_changed(void **state)
 	tiermm__heat_free(h);
 }
 
+/*
+ * Sparse mappings (a reservation with little resident: a JVM heap, a
+ * sanitizer's shadow): blocks only where pages were seen accessed, added
+ * by record in address order, with their valid bits, counts and the PASS
+ * marks' decay in order; a block shared with a dense neighbour is whole;
+ * a terabyte reserved costs nothing; once a residency read finds the
+ * mapping filled it is dense (every block), counts kept.
+ */
+static void test_sparse(void **state)
+{
+	struct tiermm__heat *h;
+	const uint64_t GIB = 1ULL << 30, S = B0 + 3 * BLK / 2;	/* mid-block 1 */
+	/* dense: blocks 0 and 1 (to the middle of 1); sparse: 1 GiB from there,
+	 * nothing resident; then a terabyte reserved, 4 KiB resident */
+	struct tiermm__mapping m[] = {
+		map(B0, S),
+		map(S, S + GIB),
+		map(B0 + 4 * GIB, B0 + 4 * GIB + (1ULL << 40)),
+	};
+	struct tiermm__obs o[5];
+	struct tiermm__heat_block *b;
+	static const unsigned int rall[][2] = { { 0, 512 } };
+
+	(void)state;
+	m[2].slow = PG;
+	assert_int_equal(tiermm__heat_new(&h), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 1);
+	assert_int_equal(h->n, 2);	/* the dense mapping's */
+	assert_true(h->lay[1].sparse && h->lay[2].sparse && !h->lay[0].sparse);
+	/* block 1 is shared: the sparse mapping's half is valid too */
+	assert_valid_exactly(&h->b[1], rall, 1);
+	/* seen accessed: a sparse block, then one of the terabyte, a pass,
+	 * a block below the first, and the shared block */
+	o[0] = bits_obs(B0 + 100 * BLK, 0, 10);
+	o[1] = bits_obs(B0 + 4 * GIB + 700 * GIB, 5, 6);
+	o[2] = pass_obs;
+	o[3] = bits_obs(B0 + 50 * BLK, 511, 512);
+	o[4] = bits_obs(B0 + BLK, 256, 258);
+	tiermm__heat_record(h, o, 5);
+	assert_int_equal(h->n, 5);
+	for (size_t i = 1; i < h->n; i++)
+		assert_true(h->b[i - 1].base < h->b[i].base);
+	b = tiermm__heat_block(h, B0 + 100 * BLK);
+	assert_non_null(b);
+	assert_valid_exactly(b, rall, 1);
+	for (unsigned int k = 0; k < 12; k++)
+		assert_int_equal(b->heat[k], k < 10 ? TIERMM__HEAT_STEP : 0);
+	assert_int_equal(tiermm__heat_block(h, B0 + 4 * GIB + 700 * GIB)->heat[5],
+			 TIERMM__HEAT_STEP);
+	assert_int_equal(tiermm__heat_block(h, B0 + 50 * BLK)->heat[511], TIERMM__HEAT_STEP);
+	assert_int_equal(tiermm__heat_block(h, B0 + BLK)->heat[257], TIERMM__HEAT_STEP);
+	assert_null(tiermm__heat_block(h, B0 + 99 * BLK));
+	/* outside every mapping: no block */
+	record_one(h, bits_obs(B0 + 3 * GIB, 0, 1));
+	assert_int_equal(h->n, 5);
+	/* present (a clearing read): a block, no counts, here or elsewhere */
+	o[0] = bits_obs(B0 + 300 * BLK, 0, 512);
+	o[0].flags |= TIERMM__OBS_PRESENT;
+	o[1] = bits_obs(B0 + 100 * BLK, 0, 512);
+	o[1].flags |= TIERMM__OBS_PRESENT;
+	tiermm__heat_record(h, o, 2);
+	assert_int_equal(h->n, 6);
+	b = tiermm__heat_block(h, B0 + 300 * BLK);
+	assert_non_null(b);
+	assert_valid_exactly(b, rall, 1);
+	for (unsigned int k = 0; k < TIERMM__HEAT_PAGES; k++)
+		assert_int_equal(b->heat[k], 0);
+	b = tiermm__heat_block(h, B0 + 100 * BLK);
+	for (unsigned int k = 0; k < 12; k++)
+		assert_int_equal(b->heat[k], k < 10 ? TIERMM__HEAT_STEP : 0);
+	/* the same layout: nothing rebuilt, the blocks seen stay */
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 0);
+	assert_int_equal(h->n, 6);
+	/* decay in order: 16 passes, then an access, in one batch */
+	{
+		struct tiermm__obs d[TIERMM__HEAT_DECAY_PASSES + 1];
+
+		for (int i = 0; i < TIERMM__HEAT_DECAY_PASSES - 1; i++)
+			d[i] = pass_obs;	/* (one pass above) */
+		d[TIERMM__HEAT_DECAY_PASSES - 1] = bits_obs(B0 + 200 * BLK, 0, 1);
+		tiermm__heat_record(h, d, TIERMM__HEAT_DECAY_PASSES);
+	}
+	assert_int_equal(tiermm__heat_block(h, B0 + 100 * BLK)->heat[0], TIERMM__HEAT_STEP / 2);
+	assert_int_equal(tiermm__heat_block(h, B0 + 200 * BLK)->heat[0], TIERMM__HEAT_STEP);
+	assert_int_equal(h->n, 7);
+	/* filled: the 1 GiB mapping is dense now, every block, counts kept */
+	m[1].fast = GIB / 2;
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 1);
+	assert_false(h->lay[1].sparse);
+	assert_int_equal(h->n, 1 + GIB / BLK + 1 + 1);
+	assert_int_equal(tiermm__heat_block(h, B0 + 100 * BLK)->heat[0], TIERMM__HEAT_STEP / 2);
+	assert_int_equal(tiermm__heat_block(h, B0 + 4 * GIB + 700 * GIB)->heat[5],
+			 TIERMM__HEAT_STEP / 2);
+	b = tiermm__heat_block(h, S + GIB);	/* the last, half in the mapping */
+	assert_non_null(b);
+	{
+		static const unsigned int rfirst[][2] = { { 0, 256 } };
+
+		assert_valid_exactly(b, rfirst, 1);
+	}
+	/* dense stays dense down to 1/8 resident (no rebuilds near 1/4),
+	 * then turns sparse: the blocks it has stay */
+	m[1].fast = GIB / 6;
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 0);
+	m[1].fast = GIB / 10;
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 1);
+	assert_true(h->lay[1].sparse);
+	assert_int_equal(h->n, 1 + GIB / BLK + 1 + 1);
+	m[1].fast = GIB / 6;
+	assert_int_equal(tiermm__heat_sync(h, m, 3), 0);	/* sparse: 1/4 to be dense */
+	assert_int_equal(h->dropped, 0);
+	tiermm__heat_free(h);
+}
+
 /* ---- record ---- */
 
 static void test_record_valid_only(void **state)
@@ -287,7 +402,7 @@ static void test_record_valid_only(void **state)
 
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
-	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
 	b0 = &h->b[0];
 	b1 = &h->b[1];
 	/* Not BITS: ignored, and not "fed". */
@@ -329,7 +444,7 @@ static void test_record_valid_only(void **state)
 	/* "Fed" by a BITS observation outside every block too. */
 	tiermm__heat_free(h);
 	assert_int_equal(tiermm__heat_new(&h), 0);
-	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
 	record_one(h, bits_obs(B0 + 40 * BLK, 0, 0));
 	assert_true(h->fed);
 	tiermm__heat_free(h);
@@ -345,7 +460,7 @@ static void test_record_saturate_decay(void **state)
 
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
-	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
 	b = &h->b[0];
 	/* Page 0 each time, page 1 every other time (odd ones). */
 	for (int i = 1; i <= n; i++) {
@@ -413,7 +528,7 @@ static void test_histogram(void **state)
 	tiermm__heat_histogram(h, hist);
 	for (int v = 0; v < 256; v++)
 		assert_int_equal(hist[v], 0);
-	assert_int_equal(tiermm__heat_sync(h, m, 2), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 2), 1);
 	record_one(h, bits_obs(B0, 0, 100));		/* 90 valid */
 	record_one(h, bits_obs(B0, 0, 50));		/* 40 valid, twice */
 	record_one(h, bits_obs(B0 + BLK, 0, 512));	/* 20 valid */
@@ -506,7 +621,7 @@ static void test_forget_where(void **state)
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
 	tiermm__heat_forget_where(h);	/* no blocks yet */
-	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
 	fill(h);
 	tiermm__heat_forget_where(h);
 	assert_int_equal(h->n, 3);
@@ -531,7 +646,7 @@ static void test_fast_share(void **state)
 	(void)state;
 	assert_int_equal(tiermm__heat_new(&h), 0);
 	assert_true(isnan(h->fast_share));
-	assert_int_equal(tiermm__heat_sync(h, m, 1), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
 	/* Nothing known: a pass leaves the share undefined. */
 	record_one(h, bits_obs(B0, 0, 512));
 	record_one(h, pass_obs);
@@ -568,6 +683,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_layout),
 		cmocka_unit_test(test_sync_changed),
+		cmocka_unit_test(test_sparse),
 		cmocka_unit_test(test_record_valid_only),
 		cmocka_unit_test(test_record_saturate_decay),
 		cmocka_unit_test(test_histogram),
