@@ -925,10 +925,22 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			addrs[j] = p->v[*next + j].addr;
 		}
 		if (!j) {
-			/* a huge page larger than what is left */
-			if (allow / e->ps < want)
-				*paced = true;
-			return 0;
+			uint64_t w = entry_pages(e, p->v[*next].addr);
+
+			/*
+			 * A huge page larger than what is left. Demoting, it
+			 * goes whole if the pace allows: more room than asked
+			 * for, where stopping left a promotion waiting for room
+			 * that pages smaller than a huge page never make.
+			 */
+			if (tier == e->cfg.fast_tier || w > allow / e->ps) {
+				if (allow / e->ps < want)
+					*paced = true;
+				return 0;
+			}
+			addrs[0] = p->v[*next].addr;
+			j = 1;
+			pages = w;
 		}
 		k = j;
 		ret = e->ops->move_list(e->env, addrs, k, tier, cls, &r);

@@ -25,7 +25,8 @@
  * other half: counts of pages with the same popularity stay close, so the
  * ranking does not churn.
  * Memory: 576 bytes a 2 MiB block (a byte a page plus four bitmaps), 0.03%
- * of the managed memory.
+ * of the managed memory; of a sparse mapping, only its blocks in use (see
+ * "Sparse mappings" below).
  *
  * Where a page is: two bitmaps a block, known and fast. The engine sets
  * them from move_pages(2) status queries and from the status of its own
@@ -34,7 +35,8 @@
  * someone else are asked about again.
  *
  * Blocks: sorted by address, one per 2 MiB block that holds a managed page
- * (valid bits: the pages inside managed mappings). tiermm__heat_sync()
+ * (valid bits: the pages inside managed mappings), of sparse mappings only
+ * those in use. tiermm__heat_sync()
  * keeps them in line with the mappings at every epoch (a changed layout
  * rebuilds the array, keeping the counts of blocks that stay).
  */

@@ -105,7 +105,7 @@
 #define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
 #define WARM_EPOCHS 8		/* never before this many epochs */
 #define SETTLE_SHARE 64		/* quiet: moved < budget / this */
-#define SLOW_POLLS 4		/* settled: sampler rounds a slow epoch */
+#define SLOW_POLLS 2		/* settled: sampler rounds a slow epoch */
 #define SHARE_BIT (1ULL << 63)
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
 
@@ -372,11 +372,14 @@ static void sampler_counters(struct tiermm_runtime *rt)
  * The sampler's pause between rounds (a poll, or a scanner burst) at pace
  * 1/slow: poll_ns at the full pace; settled, SLOW_POLLS rounds a slow
  * epoch. The engine then gets as many reports an epoch at 1/32 as at 1/8
- * (a burst is SCAN_BURST reporting passes: 16 an epoch, the heat's decay
- * period), not 8 times more: at 1/32 a pause of poll_ns x 32 (1.6 s at the
- * default epoch) gave the engine ten bursts for each of its 16 s epochs,
- * and they were most of a settled runtime's CPU (gups in the TCG guest,
- * 25% of a CPU, two thirds of it the scanner's).
+ * (a burst is SCAN_BURST reporting passes: 8 an epoch, half the heat's
+ * decay period), not 8 times more: at 1/32 a pause of poll_ns x 32 (1.6 s
+ * at the default epoch) gave the engine ten bursts for each of its 16 s
+ * epochs, and they were most of a settled runtime's CPU (gups in the TCG
+ * guest, 25% of a CPU, two thirds of it the scanner's). Two rounds, not
+ * four: settled, the scanner was still most of the CPU (gups in
+ * instruction time, tierbench1: 1.2% of 2%), and a shift is still seen
+ * at the end of the epoch it happens in, by counts a decay period deep.
  */
 static uint64_t idle_gap(const struct tiermm_runtime *rt, unsigned int slow)
 {

@@ -58,7 +58,7 @@ struct tiermm_runtime_opts {
 	 * quota or the engine's limit on demotions for room, and whose hot set
 	 * changed by less than 1/64 of the budget), the runtime samples and
 	 * classifies less often: the epoch becomes 8, then 16, 32 ... times
-	 * its base, up to backoff_max times, and the backend is sampled four
+	 * its base, up to backoff_max times, and the backend is sampled two
 	 * rounds an epoch. An epoch that is not quiet, a budget
 	 * change or a new hint brings the full pace back at once. 0: 32; 1:
 	 * always the full pace; at most TIERMM_RUNTIME_BACKOFF_MAX.
@@ -124,7 +124,7 @@ struct tiermm_runtime_stats {
 	double fast_access_share;
 	/*
 	 * The pace now: 1 = full, N = epochs N times their base and the
-	 * sampler's pauses a quarter of such an epoch (settled placement:
+	 * sampler's pauses half such an epoch (settled placement:
 	 * tiermm_runtime_opts.backoff_max). Since 0.2.0.
 	 */
 	unsigned int backoff;

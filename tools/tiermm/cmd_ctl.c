@@ -64,7 +64,7 @@ void usage_ctl(FILE *f)
 	      "      --rate-limit MIBS migration rate limit in MiB/s, or none\n"
 	      "      --cpu-quota SHARE the runtime's CPU quota, a share of one CPU, or none\n"
 	      "      --backoff N       once placement has settled, epochs up to N times longer,\n"
-	      "                        sampling 4 rounds each: 1 to 1024 (default 32), 1: never\n"
+	      "                        sampling 2 rounds each: 1 to 1024 (default 32), 1: never\n"
 	      "  -h, --help            show this help\n"
 	      "\n"
 	      "A user may manage only their own processes (and cgroups delegated to them)\n"

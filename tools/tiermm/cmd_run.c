@@ -63,7 +63,7 @@ void usage_run(FILE *f)
 	      "                            none (no tiering: placement and statistics only)\n"
 	      "  -I, --interval=TIME       the runtime's epoch, e.g. 500ms (default) or 2s\n"
 	      "      --backoff=N           once placement has settled, epochs up to N times\n"
-	      "                            longer, sampling 4 rounds each: 1 to 1024 (default\n"
+	      "                            longer, sampling 2 rounds each: 1 to 1024 (default\n"
 	      "                            32), 1: never\n"
 	      "      --pt=POLICY           page tables next to their data through tiermm.ko:\n"
 	      "                            none (default), once (at start), follow (every\n"
