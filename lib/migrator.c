@@ -293,9 +293,29 @@ static uint8_t where_of(const struct env *v, int status)
 	       v->tier_class[status] == 1 ? TIERMM__WHERE_SLOW : TIERMM__WHERE_OTHER;
 }
 
+/*
+ * Whether the process has exited: no /proc entry, or a zombie, whose
+ * memory is gone (move_pages(2) then fails with EINVAL, not ESRCH: it
+ * finds the task but no mm).
+ */
+static bool proc_gone(const struct env *v)
+{
+	char buf[512], *rp;
+	size_t len;
+	FILE *f = open_proc(v->pid, "stat");
+
+	if (!f)
+		return true;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	rp = strrchr(buf, ')');
+	return rp && (rp[1] == ' ') && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 static int list_error(const struct env *v, int err)
 {
-	if (err == ESRCH)
+	if (err == ESRCH || (err == EINVAL && proc_gone(v)))
 		return tiermm__fail(ESRCH, "tiering engine: process %d is gone", (int)v->pid);
 	return tiermm__fail(err, "tiering engine: move_pages(2) on process %d: %s",
 			    (int)v->pid, strerror(err));
@@ -322,38 +342,60 @@ static int list_target(const struct env *v, int tier)
 /*
  * The pages of addrs[] that transparent huge pages map: huge[i] set, and
  * rep[i] the first entry of the list in the same huge page (i itself for
- * the first). Without PAGEMAP_SCAN (before 6.7), or for lists spread over
- * more than 128 GiB, every entry counts as a base page; so it does when no
- * huge page backs the process (smaps_rollup, read with the residency, so
- * a THP that appeared since is seen within RESIDENCY_EPOCHS).
+ * the first). One PAGEMAP_SCAN query covers up to 128 GiB (a bitmap of
+ * 64 Ki huge pages); a list spread wider (a heap and a mapping far above
+ * it, a reservation of hundreds of GiB) is asked about window by window.
+ * Counting a huge page as a base page is not harmless: the engine then
+ * thinks it moved 4 KiB where 2 MiB went, and over-fills the fast tier
+ * (seen in the guest with a 256 GiB reservation beside the managed data).
+ * Without PAGEMAP_SCAN (before 6.7) every entry counts as a base page; so
+ * it does when no huge page backs the process (smaps_rollup, read with the
+ * residency, so a THP that appeared since is seen within RESIDENCY_EPOCHS).
  */
 static void list_huge(const struct env *v, const uint64_t *addrs, size_t n,
 		      bool *huge, size_t *rep)
 {
-	uint64_t lo = UINT64_MAX, hi = 0, bits[1024];
-	size_t nbits;
+	uint64_t bits[1024];
+	const uint64_t span = sizeof(bits) * 8 * HUGE_BYTES;
+	bool done[LIST_MAX];
 
 	for (size_t i = 0; i < n; i++) {
 		huge[i] = false;
 		rep[i] = i;
-		lo = addrs[i] < lo ? addrs[i] : lo;
-		hi = addrs[i] > hi ? addrs[i] : hi;
+		done[i] = false;
 	}
-	if (!n || !v->has_thp)
+	if (!n || n > LIST_MAX || !v->has_thp)
 		return;
-	lo &= ~(HUGE_BYTES - 1);
-	nbits = (size_t)((hi - lo) / HUGE_BYTES + 1);
-	if (nbits > sizeof(bits) * 8 ||
-	    tiermm__huge_blocks(v->pid, lo, lo + nbits * HUGE_BYTES, bits, nbits))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t k = (addrs[i] - lo) / HUGE_BYTES;
+	for (;;) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+		size_t nbits;
+		bool ok;
 
-		huge[i] = bits[k / 64] & (1ULL << (k % 64));
+		for (size_t i = 0; i < n; i++)
+			if (!done[i] && addrs[i] < lo)
+				lo = addrs[i];
+		if (lo == UINT64_MAX)
+			break;
+		lo &= ~(HUGE_BYTES - 1);
+		for (size_t i = 0; i < n; i++)
+			if (!done[i] && addrs[i] - lo < span && addrs[i] > hi)
+				hi = addrs[i];
+		nbits = (size_t)((hi - lo) / HUGE_BYTES + 1);
+		ok = !tiermm__huge_blocks(v->pid, lo, lo + nbits * HUGE_BYTES, bits, nbits);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t k = (addrs[i] - lo) / HUGE_BYTES;
+
+			if (done[i] || addrs[i] < lo || addrs[i] - lo >= span)
+				continue;
+			done[i] = true;
+			huge[i] = ok && (bits[k / 64] & (1ULL << (k % 64)));
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (!huge[i])
 			continue;
 		for (size_t j = 0; j < i; j++)
-			if (huge[j] && (addrs[j] - lo) / HUGE_BYTES == k) {
+			if (huge[j] && addrs[j] / HUGE_BYTES == addrs[i] / HUGE_BYTES) {
 				rep[i] = j;
 				break;
 			}
