@@ -432,19 +432,26 @@ static int take_batch(struct tiermm__backend *b, const struct tiermm_ab_batch *b
 	return emit(b, bt, report, now, sink, ctx);
 }
 
+static int add_chunk(struct tiermm__backend *b, const struct chunk *c);
+
 /*
  * One read of [lo, hi) in the scanner's calls: reporting (emit()) or only
  * clearing; a clearing read stops once it has examined PAIR_PAGES pages
  * or made PAIR_CALLS calls, and says where in *end (hi if it got there).
  * Ranges without page tables cost a call per 1 GiB and examine nothing,
- * so a chunk is PAIR_PAGES of mapped memory, not of address space. 0, or
- * a negative errno (the mapping went away: -EINVAL).
+ * so a chunk is PAIR_PAGES of mapped memory, not of address space; and a
+ * clearing read queues, as the chunks its reads will visit, only the runs
+ * of its calls that examined pages: the reads of a sparse reservation
+ * (a sanitizer's terabytes of shadow) skip its empty gigabytes. 0, or a
+ * negative errno (the mapping went away: -EINVAL).
  */
 static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool report,
 		      uint64_t *end, uint64_t *budget, int *calls, uint64_t now,
 		      tiermm__obs_sink sink, void *ctx)
 {
 	uint64_t per_call = call_pages(b), scanned = 0;
+	struct chunk run = { .armed = now_ns(), .reads = PAIR_READS };
+	bool open = false;
 	int ret, n = 0;
 
 	if (!report && per_call > PAIR_PAGES)
@@ -471,7 +478,20 @@ static int read_chunk(struct tiermm__backend *b, uint64_t lo, uint64_t hi, bool 
 		*end = bt.end < hi ? bt.end : hi;
 		scanned += bt.scanned;
 		ret = take_batch(b, &bt, report, budget, now, sink, ctx);
+		if (ret || report)
+			continue;
+		if (bt.scanned) {
+			if (!open)
+				run.lo = bt.start > lo ? bt.start : lo;
+			open = true;
+			run.hi = *end;
+		} else if (open) {
+			open = false;
+			ret = add_chunk(b, &run);
+		}
 	}
+	if (!ret && open)
+		ret = add_chunk(b, &run);
 	tiermm_ab_scan_close(b->sc);
 	b->sc = NULL;
 	return ret;
@@ -511,7 +531,6 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 		       uint64_t now, bool drain, tiermm__obs_sink sink, void *ctx)
 {
 	bool cleared_all = b->asi >= b->nspans;
-	struct chunk nc;
 	uint64_t end;
 	int ret;
 
@@ -551,21 +570,13 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 		b->si = b->nspans - 1;
 		return end_span(b, sink, ctx);
 	}
-	nc.lo = b->apos;
-	nc.armed = now_ns();
-	nc.reads = PAIR_READS;
-	ret = read_chunk(b, nc.lo, b->spans[b->asi].end, false, &end, budget, calls, now,
+	/* the clearing queues what its reads will visit (read_chunk()) */
+	ret = read_chunk(b, b->apos, b->spans[b->asi].end, false, &end, budget, calls, now,
 			 sink, ctx);
 	if (ret == -EINVAL)
 		end = b->spans[b->asi].end;	/* the mapping went away: skip it */
 	else if (ret)
 		return ret;
-	else if (end > nc.lo) {
-		nc.hi = end;
-		ret = add_chunk(b, &nc);
-		if (ret)
-			return ret;
-	}
 	b->apos = end;
 	if (b->apos >= b->spans[b->asi].end && ++b->asi < b->nspans)
 		b->apos = b->spans[b->asi].start;
