@@ -378,7 +378,8 @@ static void sampler_counters(struct tiermm_runtime *rt)
  * epochs, and they were most of a settled runtime's CPU (gups in the TCG
  * guest, 25% of a CPU, two thirds of it the scanner's). Two rounds, not
  * four: settled, the scanner was still most of the CPU (gups in
- * instruction time, tierbench1: 1.2% of 2%), and a shift is still seen
+ * instruction time, tierbench1, 120 s: sampling 3.1 of 4.6 CPU seconds;
+ * docs/tiering-benchmark.md), and a shift is still seen
  * at the end of the epoch it happens in, by counts a decay period deep.
  */
 static uint64_t idle_gap(const struct tiermm_runtime *rt, unsigned int slow)
