@@ -338,10 +338,14 @@ static int sink(const struct tiermm__obs *obs, size_t n, void *ctx)
 {
 	struct tiermm_runtime *rt = ctx;
 	struct chunk *c;
+	size_t seen = 0;
 
 	if (!n)
 		return 0;
-	__atomic_add_fetch(&rt->samples, n, __ATOMIC_RELAXED);
+	/* what a clearing read found present is no sample */
+	for (size_t i = 0; i < n; i++)
+		seen += !(obs[i].flags & TIERMM__OBS_PRESENT);
+	__atomic_add_fetch(&rt->samples, seen, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&rt->queued, __ATOMIC_RELAXED) + n > QUEUE_MAX ||
 	    !(c = malloc(sizeof(*c) + n * sizeof(*obs)))) {
 		__atomic_add_fetch(&rt->queue_lost, n, __ATOMIC_RELAXED);
