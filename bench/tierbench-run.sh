@@ -119,8 +119,9 @@ mkdir -p "$stage/bin"
 cp "$bin" "$stage/bin/"
 
 # Guest time: boot, building the data (up to ~20 s for zipf under TCG), the run, the
-# output; generous, since other guests on the host slow TCG down.
-timeout=$(awk -v s="$seconds" -v k="${TIERMM_VM_ICOUNT:+6}" 'BEGIN { printf "%d", s * (k ? k : 2) + 240 }')
+# output; generous, since other guests on the host slow TCG down (in instruction time
+# a 300 s btree run next to another guest needed more than 6 s a guest second).
+timeout=$(awk -v s="$seconds" -v k="${TIERMM_VM_ICOUNT:+9}" 'BEGIN { printf "%d", s * (k ? k : 2) + 240 }')
 
 IFS=, read -r -a wl_list <<<"$workloads"
 IFS=, read -r -a pol_list <<<"$policies"
