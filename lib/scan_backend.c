@@ -71,21 +71,23 @@
  * chunks of PAIR_PAGES mapped pages (32 MiB) one after the other, and
  * reads each again once the window has passed since its clearing began,
  * between clearings (a chunk read late by at most one chunk's clearing);
- * what the clearing found is only reported as present (TIERMM__OBS_PRESENT). A paired pass reads each chunk
- * PAIR_READS (4) times, each read a window after the one before (a read
- * clears what it reports, so it starts the next window), and counts as
- * that many reporting passes: the burst in one pass, which needs no arming
- * (a stale pass is just paired), and paired passes start PAIR_READS
- * intervals apart, so reports come as often as unpaired passes would.
+ * what the clearing found is only reported as present
+ * (TIERMM__OBS_PRESENT). A paired pass reads each chunk PAIR_READS (4)
+ * times, each read a window after the one before (a read clears what it
+ * reports, so it starts the next window), and counts as that many
+ * reporting passes: the burst in one pass, which needs no arming (a stale
+ * pass is just paired), and paired passes start PAIR_READS intervals
+ * apart, so reports come as often as unpaired passes would.
  * Why four reads to a clearing: the clearing read finds every page a busy
  * process touched since the last pass and pays the kernel's work for each
  * (146 ns a page against 21 for an untouched one, in instruction time:
- * bench/scan_cost.c), while a read after a short window finds few:
- * with a clearing per read, most of the scanning was clearing. Reads of one chunk are a few
- * windows apart rather than an interval: for a page's access rate, which
- * is what the counts estimate, disjoint windows are as good as spread
- * ones. A page of a busy process is thus judged by a few milliseconds of
- * its life: what is sampled is short, how often is unchanged.
+ * bench/scan_cost.c), while a read after a short window finds few: with a
+ * clearing per read, most of the scanning was clearing. Reads of one chunk
+ * are a few windows apart rather than an interval: for a page's access
+ * rate, which is what the counts estimate, disjoint windows are as good as
+ * spread ones. A page of a busy process is thus judged by a few
+ * milliseconds of its life: what is sampled is short, how often is
+ * unchanged.
  *
  * Freshness: TIERMM_AB_SCAN_FLUSH, so every call that cleared bits ends
  * with a TLB flush on all CPUs (the module cannot flush one mm); without it
@@ -542,7 +544,6 @@ static int paired_step(struct tiermm__backend *b, uint64_t *budget, int *calls,
 				.tv_sec = (time_t)(due / 1000000000ull),
 				.tv_nsec = (long)(due % 1000000000ull),
 			};
-
 			struct chunk rc;
 
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
