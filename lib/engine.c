@@ -148,7 +148,6 @@ struct tiermm__engine {
 	struct tiermm__heat *heat;
 	bool page_mode;
 	unsigned int heat_t;		/* promote pages counting this or more */
-	uint8_t swap_lim[256];		/* swap_limit() of each count */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
 	uint64_t classified_passes, classified_budget;	/* ... classification */
 	uint64_t classified_hints;
@@ -975,46 +974,22 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 
 /*
  * What a page counting heat may displace from the fast tier: pages counting
- * less than half as much, SWAP_GAP less, and less by SWAP_Z standard
- * deviations of the difference, were both as popular as they look.
- * Why the last: a count is STEP times a decayed sum of reports that each
- * saw the page with a probability p; with 16 reports a decay period its
- * mean is HEAT_FULL x p and its variance about STEP x 2/3 x count x (1 - p)
- * (the weights' sum of squares over their sum: 21.3 / 32). Pages of equal
- * popularity (GUPS's cold ones: all of them, on both tiers) spread by that
- * noise, and each epoch the top of 100,000 slow-tier pages met the bottom of
- * 17,000 fast-tier ones, 8 to 9 standard deviations of one count apart:
- * with the fixed gaps alone they traded places at every settled epoch, a
- * thousand pages each time and most of a settled runtime's CPU
- * (tierbench1, instruction time). A page seen in every report (p = 1) has
- * no noise, so a hot page still displaces a cold one at once.
+ * less than half as much and SWAP_GAP less (noise does not trade places
+ * with noise: GUPS's cold pages, all equally popular, count 10 to 40).
+ * A stricter rule (also five standard deviations of the difference that
+ * sampling gives two pages of those counts) stopped most of GUPS's noise
+ * trades, and with them what brought a settled runtime back to the full
+ * pace after a shift: settled page mode has no other shift detector (its
+ * plan is compared by size), and zipf-shift stopped following its hot set
+ * (0.25 of the oracle in instruction time, 2026-11-29). Not used until
+ * settling detects shifts by itself.
  */
-#define HEAT_FULL (2 * TIERMM__HEAT_DECAY_PASSES * TIERMM__HEAT_STEP)
-#define SWAP_Z 5.0
-
-static double heat_var(unsigned int c)
-{
-	double p = c >= HEAT_FULL ? 1.0 : (double)c / HEAT_FULL;
-
-	return TIERMM__HEAT_STEP * 2.0 / 3.0 * c * (1.0 - p);
-}
-
-static unsigned int swap_limit_of(unsigned int heat)
-{
-	unsigned int v;
-
-	if (heat <= SWAP_GAP)
-		return 0;
-	v = heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
-	while (v && (double)(heat - (v - 1)) <
-		    SWAP_Z * sqrt(heat_var(heat) + heat_var(v - 1)))
-		v--;
-	return v;
-}
-
 static unsigned int swap_limit(const struct tiermm__engine *e, unsigned int heat)
 {
-	return e->swap_lim[heat > 255 ? 255 : heat];
+	(void)e;
+	if (heat <= SWAP_GAP)
+		return 0;
+	return heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
 }
 
 /*
@@ -1024,7 +999,7 @@ static unsigned int swap_limit(const struct tiermm__engine *e, unsigned int heat
  * heat_t or more onto the fast tier, hottest first, within the budget and
  * the tier's free memory; to make room, fast-tier pages leave it, coldest
  * first, each for a page that may displace it (swap_limit(): the
- * hysteresis, against noise too), as many as the promotions need. A migration the pace cut
+ * hysteresis), as many as the promotions need. A migration the pace cut
  * short goes on at the next epoch even without a new pass; one the tier's
  * memory cut short (ENOMEM) stops promoting.
  */
@@ -1681,8 +1656,6 @@ int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
 	e->self = cfg->pid == 0;
 	e->ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	e->ops = ops;
-	for (unsigned int h = 0; h < 256; h++)
-		e->swap_lim[h] = (uint8_t)swap_limit_of(h);
 	nn = tiermm_topo_nr_nodes(cfg->topo);
 	for (int i = 0; i < nn; i++) {
 		struct tiermm_node_info info = { .sz = sizeof(info) };

@@ -874,61 +874,6 @@ static void test_hysteresis(void **state)
 }
 
 /*
- * Noise does not trade places with noise (swap_limit()): the hot pages in
- * every pass, every other page as popular as the next, each seen in a
- * pass with probability 0.3 (GUPS's cold pages under a short window), and
- * a budget for the hot pages and a quarter of the others. Once the hot
- * pages are in, the fast tier's cold pages and the slow tier's spread by
- * sampling noise alone; they must not keep trading places: fewer moves in
- * 64 passes than 1/64 of the budget (settling allows that much an epoch).
- * Measured: 36; with the fixed gaps alone 1,284, with SWAP_Z 4 230.
- */
-static bool noisy(uint64_t i, uint64_t p)
-{
-	uint64_t z = i * 0x9e3779b97f4a7c15ULL + p * 0xbf58476d1ce4e5b9ULL;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return is_hot(i) || z < (uint64_t)(0.3 * 18446744073709551616.0);
-}
-
-static bool not_hot(uint64_t i)
-{
-	return !is_hot(i);
-}
-
-static void test_noise(void **state)
-{
-	uint64_t hot, budget, m0;
-	struct tiermm__engine *e;
-
-	(void)state;
-	world_reset(AT_SLOW);
-	hot = count(is_hot, 0xff);
-	budget = hot + count(not_hot, 0xff) / 4;
-	e = engine_start(budget);
-	/* 4 decay periods, an epoch a pass: the hot pages come in */
-	for (int ep = 0; ep < 4 * TIERMM__HEAT_DECAY_PASSES; ep++) {
-		assert_int_equal(epoch(e, noisy, 1, budget, &free_pace), 0);
-		assert_no_violation();
-	}
-	assert_int_equal(count(is_hot, AT_FAST), hot);
-	m0 = moves();
-	for (int ep = 0; ep < 4 * TIERMM__HEAT_DECAY_PASSES; ep++) {
-		assert_int_equal(epoch(e, noisy, 1, budget, &free_pace), 0);
-		assert_no_violation();
-	}
-	print_message("  hot pages in after %d passes (%" PRIu64 " moves); then %" PRIu64 " moves in %d passes (budget %" PRIu64 " pages)\n",
-		      4 * TIERMM__HEAT_DECAY_PASSES, m0, moves() - m0,
-		      4 * TIERMM__HEAT_DECAY_PASSES, budget);
-	assert_int_equal(count(is_hot, AT_FAST), hot);
-	assert_true(F.fast_pages <= budget);
-	assert_true((moves() - m0) * 64 < budget);
-	engine_stop(e);
-}
-
-/*
  * Settling waits for counts worth settling on (tiermm__engine_warm()): in
  * page mode not before 32 passes, however many epochs they take; nothing
  * moves while they build up (the hysteresis), which must not look settled.
@@ -1420,7 +1365,6 @@ int main(void)
 		cmocka_unit_test(test_full_fast_tier),
 		cmocka_unit_test(test_lukewarm_batch),
 		cmocka_unit_test(test_hysteresis),
-		cmocka_unit_test(test_noise),
 		cmocka_unit_test(test_warm),
 		cmocka_unit_test(test_hints),
 		cmocka_unit_test(test_paced),
