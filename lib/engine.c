@@ -984,9 +984,8 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
  * (0.25 of the oracle in instruction time, 2026-11-29). Not used until
  * settling detects shifts by itself.
  */
-static unsigned int swap_limit(const struct tiermm__engine *e, unsigned int heat)
+static unsigned int swap_limit(unsigned int heat)
 {
-	(void)e;
 	if (heat <= SWAP_GAP)
 		return 0;
 	return heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
@@ -1046,7 +1045,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	 * nothing can move, so nothing is asked about (under a CPU quota, few
 	 * passes a second: for the first seconds the counts are too low).
 	 */
-	if (room < e->ps && !swap_limit(e, e->heat_max))
+	if (room < e->ps && !swap_limit(e->heat_max))
 		goto out;
 	ret = cands_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &upc);
 	if (ret)
@@ -1078,7 +1077,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			 * the most the hottest candidate may displace.
 			 */
 			if (!down_collected) {
-				ret = cands_collect(e, 0, swap_limit(e, upc.c.v[0].heat), true,
+				ret = cands_collect(e, 0, swap_limit(upc.c.v[0].heat), true,
 						    e->cfg.slow_tier, &downc);
 				if (ret)
 					goto out;
@@ -1099,7 +1098,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 */
 		for (k = fits; k < nb; k++)
 			if (di + k - fits >= down.n ||
-			    down.v[di + k - fits].heat >= swap_limit(e, up.v[ui + k].heat))
+			    down.v[di + k - fits].heat >= swap_limit(up.v[ui + k].heat))
 				break;
 		if (!k)
 			break;	/* no room, and none to make for pages this cool */

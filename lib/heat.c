@@ -350,6 +350,8 @@ static void add_pending(struct tiermm__heat *h, const struct tiermm__obs *obs,
 	return;
 drop:
 	h->dropped += np;
+	tiermm__log(TIERMM_LOG_WARN,
+		    "page counts: out of memory for new blocks: %zu observations dropped", np);
 }
 
 /* Whether addr is in a sparse mapping (blocks only where seen accessed). */
@@ -398,6 +400,8 @@ void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 			pend = malloc(n * sizeof(*pend));
 			if (!pend) {
 				h->dropped++;
+				tiermm__log(TIERMM_LOG_WARN,
+					    "page counts: out of memory for new blocks: an observation dropped");
 				continue;
 			}
 		}
