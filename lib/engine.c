@@ -148,7 +148,9 @@ struct tiermm__engine {
 	struct tiermm__heat *heat;
 	bool page_mode;
 	unsigned int heat_t;		/* promote pages counting this or more */
+	uint8_t swap_lim[256];		/* swap_limit() of each count */
 	uint64_t heat_passes;		/* scanner passes at the last migration */
+	bool reverify;			/* forget where pages are at the next one */
 	uint64_t classified_passes, classified_budget;	/* ... classification */
 	uint64_t classified_hints;
 	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
@@ -974,21 +976,49 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 
 /*
  * What a page counting heat may displace from the fast tier: pages counting
- * less than half as much and SWAP_GAP less (noise does not trade places
- * with noise: GUPS's cold pages, all equally popular, count 10 to 40).
- * A stricter rule (also five standard deviations of the difference that
- * sampling gives two pages of those counts) stopped most of GUPS's noise
- * trades, and with them what brought a settled runtime back to the full
- * pace after a shift: settled page mode has no other shift detector (its
- * plan is compared by size), and zipf-shift stopped following its hot set
- * (0.25 of the oracle in instruction time, 2026-11-29). Not used until
- * settling detects shifts by itself.
+ * less than half as much, SWAP_GAP less, and less by SWAP_Z standard
+ * deviations of the difference, were both as popular as they look.
+ * Why the last: a count is STEP times a decayed sum of reports that each
+ * saw the page with a probability p; with 16 reports a decay period its
+ * mean is HEAT_FULL x p and its variance about STEP x 2/3 x count x (1 - p)
+ * (the weights' sum of squares over their sum: 21.3 / 32). Pages of equal
+ * popularity (GUPS's cold ones: all of them, on both tiers) spread by that
+ * noise, and each epoch the top of 100,000 slow-tier pages met the bottom of
+ * 17,000 fast-tier ones, 8 to 9 standard deviations of one count apart:
+ * with the fixed gaps alone they traded places at every settled epoch, a
+ * thousand pages each time and most of a settled runtime's CPU
+ * (tierbench1, instruction time). A page seen in every report (p = 1) has
+ * no noise, so a hot page still displaces a cold one at once.
+ * The rule also stops trades after a shift until the old hot pages have
+ * cooled: settled, the passes that cool them come slowly, so settling
+ * needs its own shift detector (tiermm__engine_misplaced()).
  */
-static unsigned int swap_limit(unsigned int heat)
+#define HEAT_FULL (2 * TIERMM__HEAT_DECAY_PASSES * TIERMM__HEAT_STEP)
+#define SWAP_Z 5.0
+
+static double heat_var(unsigned int c)
 {
+	double p = c >= HEAT_FULL ? 1.0 : (double)c / HEAT_FULL;
+
+	return TIERMM__HEAT_STEP * 2.0 / 3.0 * c * (1.0 - p);
+}
+
+static unsigned int swap_limit_of(unsigned int heat)
+{
+	unsigned int v;
+
 	if (heat <= SWAP_GAP)
 		return 0;
-	return heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
+	v = heat - SWAP_GAP < heat / 2 ? heat - SWAP_GAP : heat / 2;
+	while (v && (double)(heat - (v - 1)) <
+		    SWAP_Z * sqrt(heat_var(heat) + heat_var(v - 1)))
+		v--;
+	return v;
+}
+
+static unsigned int swap_limit(const struct tiermm__engine *e, unsigned int heat)
+{
+	return e->swap_lim[heat > 255 ? 255 : heat];
 }
 
 /*
@@ -1045,7 +1075,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 	 * nothing can move, so nothing is asked about (under a CPU quota, few
 	 * passes a second: for the first seconds the counts are too low).
 	 */
-	if (room < e->ps && !swap_limit(e->heat_max))
+	if (room < e->ps && !swap_limit(e, e->heat_max))
 		goto out;
 	ret = cands_collect(e, e->heat_t, 256, false, e->cfg.fast_tier, &upc);
 	if (ret)
@@ -1077,7 +1107,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 			 * the most the hottest candidate may displace.
 			 */
 			if (!down_collected) {
-				ret = cands_collect(e, 0, swap_limit(upc.c.v[0].heat), true,
+				ret = cands_collect(e, 0, swap_limit(e, upc.c.v[0].heat), true,
 						    e->cfg.slow_tier, &downc);
 				if (ret)
 					goto out;
@@ -1098,7 +1128,7 @@ static int heat_migrate(struct tiermm__engine *e, const struct tiermm__pace *pac
 		 */
 		for (k = fits; k < nb; k++)
 			if (di + k - fits >= down.n ||
-			    down.v[di + k - fits].heat >= swap_limit(up.v[ui + k].heat))
+			    down.v[di + k - fits].heat >= swap_limit(e, up.v[ui + k].heat))
 				break;
 		if (!k)
 			break;	/* no room, and none to make for pages this cool */
@@ -1141,6 +1171,52 @@ out:
 	free(upc.c.v);
 	free(downc.c.v);
 	return ret;
+}
+
+/*
+ * Page mode's shift detector: how much of the heat the plan puts on the fast
+ * tier is elsewhere, in per mille. Each page counting heat_t or more that
+ * the hints let onto the fast tier weighs its count in the whole; if it is
+ * not known to be on the fast tier (known elsewhere, or not asked about
+ * since the last re-check), what it counts above the threshold weighs in
+ * the part misplaced: at most what the placement loses on it, since the
+ * fast-tier page it would displace counts less than heat_t. Noise at the
+ * threshold (pages of one popularity, trading places or kept from it by
+ * swap_limit()) weighs little there, a hot set that moved weighs its
+ * counts. Asked after the epoch's migration (which asked where the plan's
+ * pages are, also after the re-check forgot it): pages it could not move
+ * stay misplaced (in a shift, the old hot pages' counts block them until
+ * they have cooled).
+ */
+unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e)
+{
+	uint64_t total = 0, excess = 0;
+	unsigned int t = e->heat_t;
+	size_t hc = 0;
+
+	if (!e->page_mode || !t)
+		return 0;
+	for (size_t i = 0; i < e->heat->n; i++) {
+		const struct tiermm__heat_block *b = &e->heat->b[i];
+
+		for (int w = 0; w < 8; w++) {
+			uint64_t v = b->valid[w];
+
+			while (v) {
+				unsigned int k = (unsigned int)(w * 64 + __builtin_ctzll(v));
+				unsigned int h = b->heat[k];
+
+				v &= v - 1;
+				if (h < t || !page_allowed(e, b->base + k * e->ps,
+							   e->cfg.fast_tier, &hc))
+					continue;
+				total += h;
+				if (!(b->known[w] & b->fast[w] & (1ULL << (k % 64))))
+					excess += h - t + 1;
+			}
+		}
+	}
+	return total ? (unsigned int)(excess * 1000 / total) : 0;
 }
 
 /*
@@ -1608,6 +1684,17 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	e->ops->epoch(e->env);
 	ts.fast = e->fast_bytes;
 	ts.free = e->ops->tier_free(e->env, e->cfg.fast_tier);
+	/*
+	 * Where pages are is re-checked (forgotten, asked again) at the start
+	 * of a migration that has new passes to act on, so that
+	 * tiermm__engine_misplaced() after it sees what it asked about.
+	 */
+	if (e->page_mode && e->epoch % REVERIFY_EPOCHS == 0)
+		e->reverify = true;
+	if (e->reverify && e->heat->passes != e->heat_passes) {
+		tiermm__heat_forget_where(e->heat);
+		e->reverify = false;
+	}
 	ret = pin_pass(e, &pin_fast, &pin_slow);
 	if (ret)
 		goto out;
@@ -1624,8 +1711,6 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	}
 	ret = promote_pass(e, &fast, &slow);
 out:
-	if (e->page_mode && e->epoch % REVERIFY_EPOCHS == 0)
-		tiermm__heat_forget_where(e->heat);
 	e->fast_bytes = ts.fast;
 	tiermm__log(TIERMM_LOG_DEBUG,
 		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes)",
@@ -1655,6 +1740,8 @@ int tiermm__engine_new(const struct tiermm__engine_cfg *cfg,
 	e->self = cfg->pid == 0;
 	e->ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	e->ops = ops;
+	for (unsigned int h = 0; h < 256; h++)
+		e->swap_lim[h] = (uint8_t)swap_limit_of(h);
 	nn = tiermm_topo_nr_nodes(cfg->topo);
 	for (int i = 0; i < nn; i++) {
 		struct tiermm_node_info info = { .sz = sizeof(info) };

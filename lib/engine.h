@@ -229,6 +229,8 @@ int tiermm__engine_migrate(struct tiermm__engine *e,
  * number), for the runtime's pace.
  */
 uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
+/* Page mode: per mille of the plan's heat not on the fast tier (0 otherwise). */
+unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);
 /*
  * Whether the counts are worth settling on: in page mode after two decay
  * periods of passes (32), whatever their pace (a scanner that takes a
