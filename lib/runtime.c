@@ -105,7 +105,6 @@
 #define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
 #define WARM_EPOCHS 8		/* never before this many epochs */
 #define SETTLE_SHARE 64		/* quiet: moved < budget / this */
-#define SETTLE_MISPLACED 50	/* settled: a shift, from 50 per mille */
 #define SLOW_POLLS 2		/* settled: sampler rounds a slow epoch */
 #define SHARE_BIT (1ULL << 63)
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
@@ -658,11 +657,11 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * the old ones, which keep them out (swap_limit()) until they have cooled,
  * and settled, the passes that cool them come slowly. So a settled epoch
  * is also not quiet when the heat of the plan's pages that are not on the
- * fast tier (tiermm__engine_misplaced()) is SETTLE_MISPLACED per mille or
+ * fast tier (tiermm__engine_misplaced()) is TIERMM__MISPLACED_SHIFT per mille or
  * more and at least twice what it was in the quiet epochs that settled:
  * that much is noise at the threshold, which does not go away by moving
  * pages (in the unit tests' world of pages seen in 3 passes of 10, 40-56
- * per mille; a moved hot set, 100-240 within a slow epoch's 8 reports).
+ * per mille; a moved hot set, 100 after 8 passes and up to 240).
  *
  * Why from 1 straight to 8: the scanner judges pages by the time between
  * its passes (scan_backend.c: a pass reports what was touched since the
@@ -694,7 +693,7 @@ static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 	if (b == 1) {
 		/* the noise the settled epochs compare with */
 		rt->mis_ref = rt->quiet ? (mis > rt->mis_ref ? mis : rt->mis_ref) : mis;
-	} else if (mis >= SETTLE_MISPLACED && mis >= 2 * rt->mis_ref) {
+	} else if (mis >= TIERMM__MISPLACED_SHIFT && mis >= 2 * rt->mis_ref) {
 		tiermm__log(TIERMM_LOG_DEBUG,
 			    "tiering runtime: %u per mille of the plan's heat is off the fast tier (%u when it settled): back to the full pace",
 			    mis, rt->mis_ref);
