@@ -64,6 +64,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -160,10 +161,20 @@ struct tiermm__engine {
 	struct {
 		uint64_t promoted, demoted;	/* pages */
 		uint64_t failed, busy, nomem, fault, other;
+		uint64_t queried;		/* pages asked about */
+		uint64_t query_ns, move_ns;	/* CPU in those, and in moves */
 	} c;
 };
 
 /* ---- intervals ---- */
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t min64(uint64_t a, uint64_t b)
 {
@@ -859,10 +870,14 @@ static int cands_take(struct tiermm__engine *e, struct cands *cd, size_t want,
 				*paced = true;
 				break;
 			}
+			uint64_t t0 = cpu_ns();
+
 			ret = e->ops->where(e->env, addrs, m, cls);
+			e->c.query_ns += cpu_ns() - t0;
 			if (ret)
 				return ret;
 			*queried += m;
+			e->c.queried += m;
 			for (size_t j = 0; j < m; j++)
 				where_set(e, addrs[j], cls[j]);
 		}
@@ -908,6 +923,7 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 	while (want && *next < p->n) {
 		uint64_t allow = pace->allow(pace->ctx), k = p->n - *next, lim, j, pages;
 		struct tiermm_move_result r;
+		uint64_t t0;
 		int ret;
 
 		if (allow < e->ps) {
@@ -944,7 +960,9 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			pages = w;
 		}
 		k = j;
+		t0 = cpu_ns();
 		ret = e->ops->move_list(e->env, addrs, k, tier, cls, &r);
+		e->c.move_ns += cpu_ns() - t0;
 		if (ret)
 			return ret;
 		for (j = 0; j < k; j++)
@@ -1679,6 +1697,7 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	struct mctx pin_slow = { .pace = pace, .kind = TO_SLOW, .ts = &ts,
 				 .goal = INT64_MAX };
 	uint64_t fast0 = e->fast_bytes, p0 = e->c.promoted, d0 = e->c.demoted;
+	uint64_t q0 = e->c.queried, qn0 = e->c.query_ns, mn0 = e->c.move_ns, t0 = cpu_ns();
 	int ret;
 
 	e->ops->epoch(e->env);
@@ -1713,11 +1732,13 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 out:
 	e->fast_bytes = ts.fast;
 	tiermm__log(TIERMM_LOG_DEBUG,
-		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes)",
+		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes); %" PRIu64 " pages asked about; CPU %.1f ms (queries %.1f, moves %.1f)",
 		    e->epoch, (double)e->hot_bytes / 1048576, (double)e->budget / 1048576,
 		    (double)fast0 / 1048576, (double)ts.fast / 1048576, e->c.promoted - p0,
 		    e->c.demoted - d0, ret == 1 ? " (paced)" : "",
-		    e->page_mode ? "page" : "range", e->heat_t, e->heat->passes);
+		    e->page_mode ? "page" : "range", e->heat_t, e->heat->passes,
+		    e->c.queried - q0, (double)(cpu_ns() - t0) / 1e6,
+		    (double)(e->c.query_ns - qn0) / 1e6, (double)(e->c.move_ns - mn0) / 1e6);
 	return ret;
 }
 

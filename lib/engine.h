@@ -236,6 +236,31 @@ uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
  */
 #define TIERMM__MISPLACED_SHIFT 50
 unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);
+
+/*
+ * Settling (runtime.c): the runtime's pace from one epoch to the next, as
+ * a pure step so that its rules are tested without threads or a world.
+ */
+struct tiermm__settle {
+	unsigned int quiet;	/* quiet epochs in a row at the full pace */
+	unsigned int mis_ref;	/* misplaced per mille it settled with */
+	unsigned int mis_min;	/* ... the least in the quiet run */
+};
+
+struct tiermm__settle_in {
+	unsigned int pace, pace_max;	/* now (1: full), and the slowest */
+	bool busy;	/* moved, was cut short or its plan changed: not quiet */
+	bool nomem;	/* promotions failed for the fast tier's memory */
+	bool warm;	/* enough epochs and counts to settle on */
+	unsigned int mis;	/* tiermm__engine_misplaced() (unused if busy) */
+};
+
+#define TIERMM__SETTLE_EPOCHS 4	/* quiet epochs in a row to settle */
+#define TIERMM__BACKOFF_FIRST 8	/* the first slow pace */
+
+/* The pace of the next epoch (1: full). */
+unsigned int tiermm__settle_step(struct tiermm__settle *s,
+				 const struct tiermm__settle_in *in);
 /*
  * Whether the counts are worth settling on: in page mode after two decay
  * periods of passes (32), whatever their pace (a scanner that takes a

@@ -82,6 +82,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,12 +102,12 @@
 #define QUEUE_MAX (1u << 17)	/* observations queued (12 MiB) */
 /* Settling (tiermm_runtime_opts.backoff_max): see engine_settle(). */
 #define DEF_BACKOFF 32
-#define BACKOFF_FIRST 8		/* the first step: see engine_settle() */
-#define SETTLE_EPOCHS 4		/* quiet epochs in a row for each step */
 #define WARM_EPOCHS 8		/* never before this many epochs */
 #define SETTLE_SHARE 64		/* quiet: moved < budget / this */
 #define SLOW_POLLS 2		/* settled: sampler rounds a slow epoch */
 #define SHARE_BIT (1ULL << 63)
+#define MPOL_PREFERRED_ 1		/* set_mempolicy(2) modes (linux/mempolicy.h) */
+#define MPOL_PREFERRED_MANY_ 5	/* ... since Linux 5.15 */
 #define SHARE_ONE 1000000000ULL	/* shares in billionths */
 
 struct chunk {
@@ -125,6 +126,7 @@ struct tiermm_runtime {
 	double quota;		/* share of one CPU; 0: none */
 	uint64_t capacity;	/* fast tier, bytes */
 	uint64_t ps;
+	unsigned long slow_mask[TIERMM__MAX_NODES / (8 * sizeof(unsigned long))];
 	const struct tiermm__backend_ops *bops;
 	struct tiermm__backend *backend;
 	char backend_name[16];
@@ -172,8 +174,8 @@ struct tiermm_runtime {
 	bool rate_hit, quota_hit;
 	uint64_t rate_limited, quota_limited;
 	uint64_t cpu_classify_ns, cpu_migrate_ns;
-	unsigned int quiet;	/* settled epochs in a row */
-	unsigned int mis_ref;	/* misplaced per mille when it settled */
+	struct tiermm__settle settle;
+	uint64_t nomem_seen;	/* the engine's ENOMEM failures, last epoch */
 	uint64_t seen_budget, seen_hints;
 	uint64_t backoff_epochs;
 	uint64_t scan_window_ns;	/* sampler: the scan backend's window; 0: none */
@@ -396,11 +398,52 @@ static uint64_t idle_gap(const struct tiermm_runtime *rt, unsigned int slow)
 	return gap;
 }
 
+/*
+ * The runtime's own memory (the engine's tables and lists, the sampler's
+ * buffers) comes from the slow tier: each runtime thread prefers its nodes.
+ * On a full fast tier it would otherwise take the room a promotion was
+ * made for, and in-process the engine counts it against the budget as the
+ * application's (tierbench, zipf-shift: the engine demoted a 2 MiB huge
+ * page of its own heap to make room, the heap took the room again, and
+ * 2231 promotions failed with ENOMEM). Preferred, not bound: where the slow
+ * tier is full, the kernel takes memory from elsewhere. Threads of the
+ * application are not affected; pages they touch first go by their policy.
+ */
+static void prefer_slow_tier(struct tiermm_runtime *rt, const char *who)
+{
+	const unsigned long maxnode = TIERMM__MAX_NODES + 1;
+	int first = -1;
+
+	for (int i = 0; i < TIERMM__MAX_NODES && first < 0; i++)
+		if (rt->slow_mask[i / (8 * sizeof(unsigned long))] &
+		    (1UL << (i % (8 * sizeof(unsigned long)))))
+			first = i;
+	if (first < 0)
+		return;
+	if (!syscall(SYS_set_mempolicy, MPOL_PREFERRED_MANY_, rt->slow_mask, maxnode))
+		return;
+	/* before Linux 5.15: the first node of the tier */
+	{
+		unsigned long one[TIERMM__MAX_NODES / (8 * sizeof(unsigned long))] = { 0 };
+		int err;
+
+		one[first / (8 * sizeof(unsigned long))] = 1UL << (first % (8 * sizeof(unsigned long)));
+		if (!syscall(SYS_set_mempolicy, MPOL_PREFERRED_, one, maxnode))
+			return;
+		err = errno;
+		tiermm__log(TIERMM_LOG_WARN,
+			    "tiering runtime: %s thread: set_mempolicy(MPOL_PREFERRED, node %d): %s; its memory goes where the kernel puts it",
+			    who, first, strerror(err));
+	}
+}
+
 static void *sampler_main(void *arg)
 {
 	struct tiermm_runtime *rt = arg;
 	uint64_t next = mono_ns(), last_counters = 0;
 	bool busy = false;
+
+	prefer_slow_tier(rt, "sampler");
 
 	rt->s_wall = mono_ns();
 	rt->s_cpu = thread_cpu_ns();
@@ -585,7 +628,7 @@ static void drain(struct tiermm_runtime *rt)
 /* Back to the full pace (engine thread): wake the sampler if it was slow. */
 static void pace_full(struct tiermm_runtime *rt)
 {
-	rt->quiet = 0;
+	rt->settle.quiet = 0;
 	if (__atomic_load_n(&rt->backoff, __ATOMIC_RELAXED) == 1)
 		return;
 	pthread_mutex_lock(&rt->lock);
@@ -647,8 +690,8 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * up nothing moves yet but the plan changes: that is not settled; an idle
  * process's hot set stays empty: that is. After
  * WARM_EPOCHS epochs (and, in page mode, 32 passes: tiermm__engine_warm())
- * and SETTLE_EPOCHS quiet ones in a row at the full
- * pace, the pace drops to 1/BACKOFF_FIRST, then halves after each quiet
+ * and TIERMM__SETTLE_EPOCHS quiet ones in a row at the full
+ * pace, the pace drops to 1/TIERMM__BACKOFF_FIRST, then halves after each quiet
  * epoch (long ones by then) down to 1/backoff_max. Any epoch that is not
  * quiet brings the full pace back.
  *
@@ -662,6 +705,13 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * that much is noise at the threshold, which does not go away by moving
  * pages (in the unit tests' world of pages seen in 3 passes of 10, 40-56
  * per mille; a moved hot set, 100 after 8 passes and up to 240).
+ * The reference must be noise, not a shift under way, so at the full pace
+ * an epoch is not quiet either when promotions failed because the fast
+ * tier's memory was full (nothing moved, but not because nothing had to),
+ * and the quiet run starts again when the misplaced heat rises to
+ * TIERMM__MISPLACED_SHIFT and twice its least in the run (tierbench,
+ * zipf-shift: after refused promotions it settled at 1/32 with 65-131 per
+ * mille as reference and a fifth of the oracle's share, and stayed).
  *
  * Why from 1 straight to 8: the scanner judges pages by the time between
  * its passes (scan_backend.c: a pass reports what was touched since the
@@ -672,47 +722,87 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * What it saves: our threads' CPU (passes, classification, residency
  * queries). kdamond and the kernel's perf sampling run at their own rate.
  */
+unsigned int tiermm__settle_step(struct tiermm__settle *s,
+				 const struct tiermm__settle_in *in)
+{
+	unsigned int b = in->pace;
+
+	if (in->busy) {
+		s->quiet = 0;
+		return 1;
+	}
+	if (b > 1) {
+		if (in->mis >= TIERMM__MISPLACED_SHIFT && in->mis >= 2 * s->mis_ref) {
+			s->quiet = 0;
+			return 1;
+		}
+	} else {
+		/*
+		 * Not settled: promotions the fast tier's memory refused, or
+		 * misplaced heat that rises through the quiet run (a shift the
+		 * hysteresis holds back: it must not become the reference).
+		 */
+		if (in->nomem || (s->quiet && in->mis >= TIERMM__MISPLACED_SHIFT &&
+				  in->mis >= 2 * s->mis_min))
+			s->quiet = 0;
+		if (in->nomem)
+			return 1;
+		/* the noise the settled epochs compare with */
+		if (!s->quiet) {
+			s->mis_ref = s->mis_min = in->mis;
+		} else {
+			s->mis_ref = in->mis > s->mis_ref ? in->mis : s->mis_ref;
+			s->mis_min = in->mis < s->mis_min ? in->mis : s->mis_min;
+		}
+	}
+	if (in->pace_max <= 1 || !in->warm)
+		return b;
+	if (b == 1 && ++s->quiet < TIERMM__SETTLE_EPOCHS)
+		return 1;
+	s->quiet = 0;
+	b = b == 1 ? TIERMM__BACKOFF_FIRST : b * 2;
+	return b > in->pace_max ? in->pace_max : b;
+}
+
 static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 {
 	struct tiermm_runtime_stats es = { .sz = sizeof(es) };
+	struct tiermm__settle_in in = { .pace = rt->backoff, .pace_max = rt->backoff_max };
 	uint64_t budget_pages, dhot;
-	unsigned int b = rt->backoff, mis;
+	unsigned int b;
 
 	tiermm__engine_stats(rt->engine, &es);
 	budget_pages = es.budget_bytes / rt->ps;
 	dhot = tiermm__engine_plan_changed(rt->engine) / rt->ps;
 	if (!budget_pages)
 		budget_pages = 1;
+	in.nomem = es.failed_nomem != rt->nomem_seen;
+	rt->nomem_seen = es.failed_nomem;
 	/* moves per base epoch: a slow epoch gathers b epochs' worth */
-	if (paced || moved * SETTLE_SHARE >= budget_pages * b ||
-	    dhot * SETTLE_SHARE >= budget_pages) {
-		pace_full(rt);
-		return;
+	in.busy = paced || moved * SETTLE_SHARE >= budget_pages * in.pace ||
+		  dhot * SETTLE_SHARE >= budget_pages;
+	in.warm = es.epochs >= WARM_EPOCHS && tiermm__engine_warm(rt->engine);
+	if (!in.busy) {
+		in.mis = tiermm__engine_misplaced(rt->engine);
+		tiermm__log(TIERMM_LOG_DEBUG,
+			    "tiering runtime: pace 1/%u, %u quiet, misplaced %u per mille (reference %u)%s",
+			    in.pace, rt->settle.quiet, in.mis, rt->settle.mis_ref,
+			    in.nomem ? ", the fast tier refused promotions" : "");
 	}
-	mis = tiermm__engine_misplaced(rt->engine);
+	b = tiermm__settle_step(&rt->settle, &in);
+	if (b == in.pace)
+		return;
 	if (b == 1) {
-		/* the noise the settled epochs compare with */
-		rt->mis_ref = rt->quiet ? (mis > rt->mis_ref ? mis : rt->mis_ref) : mis;
-	} else if (mis >= TIERMM__MISPLACED_SHIFT && mis >= 2 * rt->mis_ref) {
-		tiermm__log(TIERMM_LOG_DEBUG,
-			    "tiering runtime: %u per mille of the plan's heat is off the fast tier (%u when it settled): back to the full pace",
-			    mis, rt->mis_ref);
+		if (!in.busy)
+			tiermm__log(TIERMM_LOG_DEBUG,
+				    "tiering runtime: %u per mille of the plan's heat is off the fast tier (%u when it settled): back to the full pace",
+				    in.mis, rt->settle.mis_ref);
 		pace_full(rt);
 		return;
 	}
-	if (rt->backoff_max <= 1 || es.epochs < WARM_EPOCHS ||
-	    !tiermm__engine_warm(rt->engine))
-		return;
-	if (b == 1 && ++rt->quiet < SETTLE_EPOCHS)
-		return;
-	rt->quiet = 0;
-	b = b == 1 ? BACKOFF_FIRST : b * 2;
-	if (b > rt->backoff_max)
-		b = rt->backoff_max;
-	if (b != rt->backoff)
-		tiermm__log(TIERMM_LOG_DEBUG,
-			    "tiering runtime: placement settled: pace 1/%u (misplaced %u per mille)",
-			    b, mis);
+	tiermm__log(TIERMM_LOG_DEBUG,
+		    "tiering runtime: placement settled: pace 1/%u (misplaced %u per mille)", b,
+		    in.mis);
 	__atomic_store_n(&rt->backoff, b, __ATOMIC_RELAXED);
 }
 
@@ -722,6 +812,7 @@ static void *engine_main(void *arg)
 	struct tiermm__pace pace = { pace_allow, pace_used, rt };
 	uint64_t next = mono_ns() + rt->epoch_ns;
 
+	prefer_slow_tier(rt, "engine");
 	rt->tok_last = mono_ns();
 	while (!halted(rt)) {
 		struct tiermm__budget_req req;
@@ -1120,6 +1211,14 @@ int tiermm_runtime_start(const struct tiermm_runtime_opts *opts, struct tiermm_r
 		goto fail;
 	}
 	rt->capacity = tier_capacity(topo, rt->fast_tier);
+	for (int i = 0; i < tiermm_topo_nr_nodes(topo); i++) {
+		struct tiermm_node_info info = { .sz = sizeof(info) };
+
+		if (!tiermm_topo_node(topo, i, &info) && info.tier == rt->slow_tier &&
+		    info.os_index >= 0 && info.os_index < TIERMM__MAX_NODES)
+			rt->slow_mask[info.os_index / (8 * sizeof(unsigned long))] |=
+				1UL << (info.os_index % (8 * sizeof(unsigned long)));
+	}
 	if (o.budget_bytes > rt->capacity) {
 		char nodes[128] = "";
 

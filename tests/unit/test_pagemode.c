@@ -930,10 +930,88 @@ static struct tiermm__engine *noisy_settled(uint64_t *hot, uint64_t *budget)
 	return e;
 }
 
-/* Settling's test for a shift (runtime.c, engine_settle()). */
+/* Settling's test for a shift: a settled epoch's step goes to full pace. */
 static bool shift_seen(unsigned int mis, unsigned int ref)
 {
-	return mis >= TIERMM__MISPLACED_SHIFT && mis >= 2 * ref;
+	struct tiermm__settle s = { .mis_ref = ref };
+	struct tiermm__settle_in in = { .pace = 8, .pace_max = 32, .warm = true, .mis = mis };
+
+	return tiermm__settle_step(&s, &in) == 1;
+}
+
+/* One step of settling with misplaced heat mis (and the fast tier full). */
+static unsigned int step(struct tiermm__settle *s, unsigned int pace, unsigned int mis,
+			 bool nomem)
+{
+	struct tiermm__settle_in in = { .pace = pace, .pace_max = 32, .warm = true,
+					.mis = mis, .nomem = nomem };
+
+	return tiermm__settle_step(s, &in);
+}
+
+/*
+ * Settling's rules (runtime.c, tiermm__settle_step()), step by step: 4 quiet
+ * epochs at the full pace, then 1/8, 1/16, 1/32; an epoch that is busy, or
+ * a shift once settled, brings the full pace back. Found in the guest
+ * (tierbench, zipf-shift, 2026-11-29): promotions that the full fast tier
+ * refused left epochs in which nothing moved, they looked quiet, and the
+ * misplaced heat of the shift under way (65 -> 131 per mille) became the
+ * reference, so the shift was never seen: the runtime settled at 1/32 with
+ * a fifth of the oracle's share. Neither may settle now.
+ */
+static void test_settle_rules(void **state)
+{
+	struct tiermm__settle s = { 0 };
+	struct tiermm__settle_in busy = { .pace = 8, .pace_max = 32, .warm = true, .busy = true };
+	struct tiermm__settle_in cold = { .pace = 1, .pace_max = 32, .warm = false, .mis = 10 };
+	unsigned int pace = 1;
+
+	(void)state;
+	/* not warm: never settles; pace_max 1: never either */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(tiermm__settle_step(&s, &cold), 1);
+	cold.warm = true;
+	cold.pace_max = 1;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(tiermm__settle_step(&s, &cold), 1);
+	/* noise of 40-55 per mille settles after 4 epochs, with the most as reference */
+	s = (struct tiermm__settle){ 0 };
+	assert_int_equal(step(&s, 1, 40, false), 1);
+	assert_int_equal(step(&s, 1, 55, false), 1);
+	assert_int_equal(step(&s, 1, 45, false), 1);
+	assert_int_equal(step(&s, 1, 50, false), 8);
+	assert_int_equal(s.mis_ref, 55);
+	assert_int_equal(step(&s, 8, 100, false), 16);	/* less than twice 55 */
+	assert_int_equal(step(&s, 16, 60, false), 32);
+	assert_int_equal(step(&s, 32, 30, false), 32);
+	assert_int_equal(step(&s, 32, 110, false), 1);	/* a shift */
+	/* busy: full pace, and the quiet run starts again */
+	s.quiet = 3;
+	assert_int_equal(tiermm__settle_step(&s, &busy), 1);
+	assert_int_equal(s.quiet, 0);
+	/* the fast tier refused promotions: never quiet, whatever moved */
+	s = (struct tiermm__settle){ 0 };
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(step(&s, 1, 20, i % 3 == 2), 1);
+	/* misplaced heat rising through the quiet run starts it again */
+	s = (struct tiermm__settle){ 0 };
+	assert_int_equal(step(&s, 1, 30, false), 1);
+	assert_int_equal(step(&s, 1, 45, false), 1);
+	assert_int_equal(step(&s, 1, 65, false), 1);	/* twice 30: a new run */
+	assert_int_equal(s.quiet, 1);
+	assert_int_equal(step(&s, 1, 131, false), 1);	/* twice 65 */
+	assert_int_equal(s.quiet, 1);
+	/* ... and once it levels off, that is what it settles with */
+	for (int i = 0; i < 3; i++)
+		pace = step(&s, 1, 120 + 5 * (unsigned int)i, false);
+	assert_int_equal(pace, 8);
+	assert_int_equal(s.mis_ref, 131);
+	/* below 50 per mille, rising is noise */
+	s = (struct tiermm__settle){ 0 };
+	assert_int_equal(step(&s, 1, 10, false), 1);
+	assert_int_equal(step(&s, 1, 25, false), 1);
+	assert_int_equal(step(&s, 1, 45, false), 1);
+	assert_int_equal(step(&s, 1, 49, false), 8);
 }
 
 static void test_noise(void **state)
@@ -1515,6 +1593,7 @@ int main(void)
 		cmocka_unit_test(test_hysteresis),
 		cmocka_unit_test(test_noise),
 		cmocka_unit_test(test_shift),
+		cmocka_unit_test(test_settle_rules),
 		cmocka_unit_test(test_warm),
 		cmocka_unit_test(test_hints),
 		cmocka_unit_test(test_paced),

@@ -1467,6 +1467,69 @@ static void test_mover_host(void **state)
 	tiermm_topo_free(live);
 }
 
+/*
+ * The real world's status queries flag pages that transparent huge pages
+ * map, and only those: a huge page is looked for only in mappings that
+ * smaps says some back (migrator.c, read_thp_maps()). One mapping asks
+ * for huge pages and gets them (when the host's THP allows: otherwise only
+ * the second half is checked), the other refuses them.
+ */
+static void test_env_huge_host(void **state)
+{
+	const size_t len = 8 * MIB;
+	struct tiermm__engine_cfg cfg = { .pid = 0 };
+	struct tiermm__mapping *maps;
+	struct tiermm_topo *live;
+	uint64_t addrs[4];
+	uint8_t cls[4];
+	size_t nmaps;
+	char *raw, *thp, *flat;
+	void *env;
+
+	(void)state;
+	assert_int_equal(tiermm_topo_load(NULL, &live), 0);
+	cfg.topo = live;
+	assert_int_equal(tiermm__real_env.open(NULL, &cfg, &env), 0);
+	raw = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	flat = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(raw != MAP_FAILED && flat != MAP_FAILED);
+	thp = (char *)(((uintptr_t)raw + 2 * MIB - 1) & ~(uintptr_t)(2 * MIB - 1));
+	madvise(thp, 4 * MIB, MADV_HUGEPAGE);
+	madvise(flat, len, MADV_NOHUGEPAGE);
+	memset(thp, 1, 4 * MIB);
+	memset(flat, 1, len);
+	assert_int_equal(tiermm__real_env.mappings(env, true, &maps, &nmaps), 0);
+	free(maps);
+	addrs[0] = (uint64_t)(uintptr_t)thp;
+	addrs[1] = (uint64_t)(uintptr_t)thp + 2 * MIB + 5 * PG;
+	addrs[2] = (uint64_t)(uintptr_t)flat;
+	addrs[3] = (uint64_t)(uintptr_t)flat + 3 * MIB;
+	assert_int_equal(tiermm__real_env.where(env, addrs, 4, cls), 0);
+	print_message("  classes: %#x %#x (MADV_HUGEPAGE) %#x %#x (MADV_NOHUGEPAGE)\n", cls[0],
+		      cls[1], cls[2], cls[3]);
+	assert_false(cls[2] & TIERMM__WHERE_HUGE);
+	assert_false(cls[3] & TIERMM__WHERE_HUGE);
+	{
+		/* what PAGEMAP_SCAN says of the 4 MiB, asked directly */
+		uint64_t bits[1] = { 0 };
+		int ret = tiermm__huge_blocks(0, addrs[0], addrs[0] + 4 * MIB, bits, 2);
+
+		if (ret == -ENOTTY || ret == -EINVAL) {
+			print_message("  (no PAGEMAP_SCAN: huge pages are not looked for)\n");
+		} else {
+			assert_int_equal(ret, 0);
+			assert_int_equal(!!(cls[0] & TIERMM__WHERE_HUGE), !!(bits[0] & 1));
+			assert_int_equal(!!(cls[1] & TIERMM__WHERE_HUGE), !!(bits[0] & 2));
+			if (!bits[0])
+				print_message("  (the host gave no huge page: only the refusal is checked)\n");
+		}
+	}
+	tiermm__real_env.close(env);
+	munmap(raw, 2 * len);
+	munmap(flat, len);
+	tiermm_topo_free(live);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1488,6 +1551,7 @@ int main(void)
 		T(test_exited),
 		T(test_stats_sz),
 		T(test_mover_host),
+		T(test_env_huge_host),
 	};
 	const char *fx = getenv("TIERMM_FIXTURES");
 	char root[4096];
