@@ -163,6 +163,7 @@ struct tiermm__engine {
 		uint64_t failed, busy, nomem, fault, other;
 		uint64_t queried;		/* pages asked about */
 		uint64_t query_ns, move_ns;	/* CPU in those, and in moves */
+		uint64_t maps_ns, heat_ns;	/* classification: maps, counts */
 	} c;
 };
 
@@ -1284,7 +1285,7 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 {
 	struct tiermm__range *rk = NULL;
 	struct rstate *rs = NULL;
-	uint64_t *hot = NULL, pinned_fast = 0, plan_budget;
+	uint64_t *hot = NULL, pinned_fast = 0, plan_budget, t0;
 	unsigned int every;
 	size_t n = 0;
 	int ret;
@@ -1296,7 +1297,9 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 	 * process faults in on the fast tier count in its budget.
 	 */
 	every = e->pace < RESIDENCY_EPOCHS ? RESIDENCY_EPOCHS / e->pace : 1;
+	t0 = cpu_ns();
 	ret = maps_sync(e, !e->page_mode || e->epoch % every == 0);
+	e->c.maps_ns = cpu_ns() - t0;
 	if (ret)
 		return ret;
 	ret = tiermm__rtree_epoch(e->tree);
@@ -1369,7 +1372,9 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
 	for (size_t i = 0; i < n; i++)
 		rk[i].hot = hot[i];
+	t0 = cpu_ns();
 	ret = heat_classify(e, plan_budget);
+	e->c.heat_ns = cpu_ns() - t0;
 	/* page mode: the hot pages are the plan; how many of them changes */
 	if (!ret && e->page_mode) {
 		e->plan_changed = e->hot_bytes > e->heat_hot_prev ?
@@ -1732,13 +1737,14 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 out:
 	e->fast_bytes = ts.fast;
 	tiermm__log(TIERMM_LOG_DEBUG,
-		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes); %" PRIu64 " pages asked about; CPU %.1f ms (queries %.1f, moves %.1f)",
+		    "tiering engine: epoch %" PRIu64 ": hot set %.1f MiB of %.1f MiB budget; fast tier %.1f -> %.1f MiB; %" PRIu64 " pages promoted, %" PRIu64 " demoted%s; %s mode (threshold %u, %" PRIu64 " passes); %" PRIu64 " pages asked about; CPU %.1f ms (queries %.1f, moves %.1f); classification: maps %.1f ms, counts %.1f ms",
 		    e->epoch, (double)e->hot_bytes / 1048576, (double)e->budget / 1048576,
 		    (double)fast0 / 1048576, (double)ts.fast / 1048576, e->c.promoted - p0,
 		    e->c.demoted - d0, ret == 1 ? " (paced)" : "",
 		    e->page_mode ? "page" : "range", e->heat_t, e->heat->passes,
 		    e->c.queried - q0, (double)(cpu_ns() - t0) / 1e6,
-		    (double)(e->c.query_ns - qn0) / 1e6, (double)(e->c.move_ns - mn0) / 1e6);
+		    (double)(e->c.query_ns - qn0) / 1e6, (double)(e->c.move_ns - mn0) / 1e6,
+		    (double)e->c.maps_ns / 1e6, (double)e->c.heat_ns / 1e6);
 	return ret;
 }
 

@@ -816,7 +816,7 @@ static void *engine_main(void *arg)
 	rt->tok_last = mono_ns();
 	while (!halted(rt)) {
 		struct tiermm__budget_req req;
-		uint64_t t0, t1, t2, moved0;
+		uint64_t t0, t1, t2, moved0, tdrain;
 		int ret;
 
 		engine_wait(rt, &next);
@@ -855,9 +855,11 @@ static void *engine_main(void *arg)
 			rt->seen_hints = tiermm__hints_generation();
 		moved0 = tiermm__engine_moved_pages(rt->engine);
 		drain(rt);
+		t1 = thread_cpu_ns();
 		budget_decode(rt->seen_budget, &req);
 		tiermm__engine_set_pace(rt->engine, rt->backoff);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
+		tdrain = t1 - t0;
 		t1 = thread_cpu_ns();
 		rt->cpu_classify_ns += t1 - t0;
 		if (ret) {
@@ -876,6 +878,10 @@ static void *engine_main(void *arg)
 			break;
 		}
 		rt->backoff_epochs += rt->backoff > 1;
+		tiermm__log(TIERMM_LOG_DEBUG,
+			    "tiering runtime: epoch CPU: classify %.1f ms (observations in %.1f), migrate %.1f ms; sampler %.1f ms in all",
+			    (double)(t1 - t0) / 1e6, (double)tdrain / 1e6, (double)(t2 - t1) / 1e6,
+			    (double)__atomic_load_n(&rt->sampler_cpu_ns, __ATOMIC_RELAXED) / 1e6);
 		engine_settle(rt, tiermm__engine_moved_pages(rt->engine) - moved0,
 			      ret == 1 || rt->rate_hit || rt->quota_hit);
 		publish(rt);
