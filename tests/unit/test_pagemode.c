@@ -1496,6 +1496,20 @@ static void test_residency_pace(void **state)
 	for (int i = 0; i < 8; i++)
 		assert_true(epoch(e, every_7th, 1, budget, &free_pace) >= 0);
 	assert_int_equal(F.resid_reads - r0, 2);
+	/*
+	 * A layout change (malloc() maps and unmaps, a heap grows) is not a
+	 * reason to read it all: the next scheduled read is (epochs 30..37:
+	 * 32), and the shrunk mapping keeps its share until then.
+	 */
+	tiermm__engine_set_pace(e, 1);
+	F.end_page = NPAGES - MIB / PG;
+	for (uint64_t i = F.end_page; i < NPAGES; i++)
+		place(i, AT_ABSENT);
+	r0 = F.resid_reads;
+	for (int i = 0; i < 8; i++)
+		assert_true(epoch(e, every_7th, 1, budget, &free_pace) >= 0);
+	assert_int_equal(F.resid_reads - r0, 1);
+	assert_int_equal(engine_stats(e).fast_bytes, F.fast_pages * PG);
 	assert_no_violation();
 	engine_stop(e);
 }
