@@ -685,6 +685,7 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 			above += hist[v];
 	}
 	e->heat_t = t;
+	e->heat->plan_t = t;
 	e->hot_bytes = e->heat_hot_bytes = above * e->ps;
 	return 0;
 }
@@ -1226,6 +1227,14 @@ out:
  * stay misplaced (in a shift, the old hot pages' counts block them until
  * they have cooled).
  */
+double tiermm__engine_plan_share(struct tiermm__engine *e)
+{
+	double v = e->heat->plan_share;
+
+	e->heat->plan_share = NAN;
+	return e->page_mode && e->heat_t ? v : NAN;
+}
+
 unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e)
 {
 	uint64_t total = 0, excess = 0;

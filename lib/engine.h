@@ -135,7 +135,18 @@ struct tiermm__heat {
 	uint64_t pass_known;
 	uint64_t pass_fast;		/* ... and on the fast tier */
 	double fast_share;		/* of the last complete pass; NaN: none */
+	/*
+	 * Pages seen accessed in the current pass, and those of them counting
+	 * plan_t or more (the engine's threshold: its plan) before the pass;
+	 * plan_share: the least such share of the passes since the engine
+	 * last took it that saw TIERMM__PLAN_SHARE_MIN pages or more, NaN if
+	 * none did.
+	 */
+	unsigned int plan_t;
+	uint64_t pass_hits, pass_plan;
+	double plan_share;
 };
+#define TIERMM__PLAN_SHARE_MIN 256
 
 int tiermm__heat_new(struct tiermm__heat **h);
 void tiermm__heat_free(struct tiermm__heat *h);
@@ -236,6 +247,13 @@ uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
  */
 #define TIERMM__MISPLACED_SHIFT 50
 unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);
+/*
+ * Page mode: of the pages a pass saw accessed, the share that the plan
+ * holds (counting its threshold or more), the least of the passes since
+ * the last call; NaN when unknown (range mode, no such pass, or too few
+ * pages seen). A hot set that moves drops it at the first pass after.
+ */
+double tiermm__engine_plan_share(struct tiermm__engine *e);
 
 /*
  * Settling (runtime.c): the runtime's pace from one epoch to the next, as
@@ -245,6 +263,7 @@ struct tiermm__settle {
 	unsigned int quiet;	/* quiet epochs in a row at the full pace */
 	unsigned int mis_ref;	/* misplaced per mille it settled with */
 	unsigned int mis_min;	/* ... the least in the quiet run */
+	double share_ref;	/* the least plan share in the quiet run */
 };
 
 struct tiermm__settle_in {
@@ -253,6 +272,7 @@ struct tiermm__settle_in {
 	bool nomem;	/* promotions failed for the fast tier's memory */
 	bool warm;	/* enough epochs and counts to settle on */
 	unsigned int mis;	/* tiermm__engine_misplaced() (unused if busy) */
+	double share;	/* tiermm__engine_plan_share(); NaN: unknown */
 };
 
 #define TIERMM__SETTLE_EPOCHS 4	/* quiet epochs in a row to settle */

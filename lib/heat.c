@@ -68,6 +68,7 @@ int tiermm__heat_new(struct tiermm__heat **out)
 	if (!*out)
 		return -ENOMEM;
 	(*out)->fast_share = NAN;
+	(*out)->plan_share = NAN;
 	return 0;
 }
 
@@ -286,9 +287,12 @@ static void record_bits(struct tiermm__heat *h, struct tiermm__heat_block *b,
 		h->pass_known += (uint64_t)__builtin_popcountll(bits & b->known[w]);
 		h->pass_fast += (uint64_t)__builtin_popcountll(bits & b->known[w] &
 							      b->fast[w]);
+		h->pass_hits += (uint64_t)__builtin_popcountll(bits);
 		while (bits) {
 			int i = w * 64 + __builtin_ctzll(bits);
 			unsigned int v = b->heat[i] + TIERMM__HEAT_STEP;
+
+			h->pass_plan += b->heat[i] >= h->plan_t;
 
 			b->heat[i] = v > 255 ? 255 : (uint8_t)v;
 			bits &= bits - 1;
@@ -381,6 +385,10 @@ void tiermm__heat_record(struct tiermm__heat *h, const struct tiermm__obs *obs,
 			if (h->pass_known)
 				h->fast_share = (double)h->pass_fast / (double)h->pass_known;
 			h->pass_known = h->pass_fast = 0;
+			if (h->pass_hits >= TIERMM__PLAN_SHARE_MIN)
+				h->plan_share = fmin(h->plan_share, (double)h->pass_plan /
+								     (double)h->pass_hits);
+			h->pass_hits = h->pass_plan = 0;
 			if (++h->passes % TIERMM__HEAT_DECAY_PASSES == 0)
 				tiermm__heat_decay(h);
 			continue;

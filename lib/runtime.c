@@ -732,7 +732,8 @@ unsigned int tiermm__settle_step(struct tiermm__settle *s,
 		return 1;
 	}
 	if (b > 1) {
-		if (in->mis >= TIERMM__MISPLACED_SHIFT && in->mis >= 2 * s->mis_ref) {
+		if ((in->mis >= TIERMM__MISPLACED_SHIFT && in->mis >= 2 * s->mis_ref) ||
+		    in->share * 3 < s->share_ref * 2) {
 			s->quiet = 0;
 			return 1;
 		}
@@ -750,9 +751,11 @@ unsigned int tiermm__settle_step(struct tiermm__settle *s,
 		/* the noise the settled epochs compare with */
 		if (!s->quiet) {
 			s->mis_ref = s->mis_min = in->mis;
+			s->share_ref = in->share;
 		} else {
 			s->mis_ref = in->mis > s->mis_ref ? in->mis : s->mis_ref;
 			s->mis_min = in->mis < s->mis_min ? in->mis : s->mis_min;
+			s->share_ref = fmin(s->share_ref, in->share);
 		}
 	}
 	if (in->pace_max <= 1 || !in->warm)
@@ -782,11 +785,14 @@ static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 	in.busy = paced || moved * SETTLE_SHARE >= budget_pages * in.pace ||
 		  dhot * SETTLE_SHARE >= budget_pages;
 	in.warm = es.epochs >= WARM_EPOCHS && tiermm__engine_warm(rt->engine);
+	in.share = NAN;
 	if (!in.busy) {
 		in.mis = tiermm__engine_misplaced(rt->engine);
+		in.share = tiermm__engine_plan_share(rt->engine);
 		tiermm__log(TIERMM_LOG_DEBUG,
-			    "tiering runtime: pace 1/%u, %u quiet, misplaced %u per mille (reference %u)%s",
-			    in.pace, rt->settle.quiet, in.mis, rt->settle.mis_ref,
+			    "tiering runtime: pace 1/%u, %u quiet, misplaced %u per mille (reference %u), plan share %.3f (reference %.3f)%s",
+			    in.pace, rt->settle.quiet, in.mis, rt->settle.mis_ref, in.share,
+			    rt->settle.share_ref,
 			    in.nomem ? ", the fast tier refused promotions" : "");
 	}
 	b = tiermm__settle_step(&rt->settle, &in);
@@ -795,8 +801,8 @@ static void engine_settle(struct tiermm_runtime *rt, uint64_t moved, bool paced)
 	if (b == 1) {
 		if (!in.busy)
 			tiermm__log(TIERMM_LOG_DEBUG,
-				    "tiering runtime: %u per mille of the plan's heat is off the fast tier (%u when it settled): back to the full pace",
-				    in.mis, rt->settle.mis_ref);
+				    "tiering runtime: %u per mille of the plan's heat is off the fast tier (%u when it settled), the plan holds %.3f of the pages seen (%.3f): back to the full pace",
+				    in.mis, rt->settle.mis_ref, in.share, rt->settle.share_ref);
 		pace_full(rt);
 		return;
 	}
