@@ -712,6 +712,14 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * TIERMM__MISPLACED_SHIFT and twice its least in the run (tierbench,
  * zipf-shift: after refused promotions it settled at 1/32 with 65-131 per
  * mille as reference and a fifth of the oracle's share, and stayed).
+ * The misplaced heat rises late once settled: the new hot pages enter the
+ * plan only when their counts pass the old ones', which halve every 16
+ * passes, 8 of which come in a 16 s epoch at 1/32 (in the guest a shift
+ * was seen after 35 s). The plan's share of the pages a pass sees
+ * (tiermm__engine_plan_share(), the least of the epoch's passes) falls at
+ * the first pass after a shift: a settled epoch whose share is under 2/3
+ * of the reference is not quiet either (0.43-0.47 settled, 0.085-0.265
+ * after shifts in the guest).
  *
  * Why from 1 straight to 8: the scanner judges pages by the time between
  * its passes (scan_backend.c: a pass reports what was touched since the
@@ -737,6 +745,13 @@ unsigned int tiermm__settle_step(struct tiermm__settle *s,
 			s->quiet = 0;
 			return 1;
 		}
+		/*
+		 * A slow epoch's least share is of more passes than a fast
+		 * one's, and no shift: the most of them is the reference (in
+		 * the guest a fast epoch's 0.167 stood against slow ones'
+		 * 0.43-0.47, and hid a shift to 0.265).
+		 */
+		s->share_ref = fmax(s->share_ref, in->share);
 	} else {
 		/*
 		 * Not settled: promotions the fast tier's memory refused, or

@@ -1025,8 +1025,14 @@ static void test_settle_rules(void **state)
 		in.pace = 16;
 		in.share = NAN;	/* unknown: not a shift */
 		assert_int_equal(tiermm__settle_step(&s, &in), 32);
+		/* settled epochs raise the reference to what they see */
 		in.pace = 32;
-		in.share = 0.13;
+		in.share = 0.45;
+		assert_int_equal(tiermm__settle_step(&s, &in), 32);
+		assert_true(s.share_ref == 0.45);
+		in.share = 0.31;	/* more than 2/3 of 0.45 */
+		assert_int_equal(tiermm__settle_step(&s, &in), 32);
+		in.share = 0.29;
 		assert_int_equal(tiermm__settle_step(&s, &in), 1);
 	}
 	/* below 50 per mille, rising is noise */
