@@ -365,7 +365,19 @@ static bool proc_gone(const struct env *v)
 	fclose(f);
 	buf[len] = 0;
 	rp = strrchr(buf, ')');
-	return rp && (rp[1] == ' ') && (rp[2] == 'Z' || rp[2] == 'X');
+	if (rp && (rp[1] == ' ') && (rp[2] == 'Z' || rp[2] == 'X'))
+		return true;
+	/*
+	 * Exiting but not a zombie yet: move_pages(2) fails with EINVAL once
+	 * the task has let go of its memory (exit_mm()), and its maps read
+	 * empty from then on (vm.runtime.scan's exit test hit that window).
+	 */
+	f = open_proc(v->pid, "maps");
+	if (!f)
+		return true;
+	len = fread(buf, 1, 1, f);
+	fclose(f);
+	return len == 0;
 }
 
 static int list_error(const struct env *v, int err)
