@@ -64,7 +64,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -169,13 +168,6 @@ struct tiermm__engine {
 
 /* ---- intervals ---- */
 
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t min64(uint64_t a, uint64_t b)
 {
@@ -891,10 +883,10 @@ static int cands_take(struct tiermm__engine *e, struct cands *cd, size_t want,
 				*paced = true;
 				break;
 			}
-			uint64_t t0 = cpu_ns();
+			uint64_t t0 = tiermm__thread_cpu_ns();
 
 			ret = e->ops->where(e->env, addrs, m, cls);
-			e->c.query_ns += cpu_ns() - t0;
+			e->c.query_ns += tiermm__thread_cpu_ns() - t0;
 			if (ret)
 				return ret;
 			*queried += m;
@@ -981,9 +973,9 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 			pages = w;
 		}
 		k = j;
-		t0 = cpu_ns();
+		t0 = tiermm__thread_cpu_ns();
 		ret = e->ops->move_list(e->env, addrs, k, tier, cls, &r);
-		e->c.move_ns += cpu_ns() - t0;
+		e->c.move_ns += tiermm__thread_cpu_ns() - t0;
 		if (ret)
 			return ret;
 		for (j = 0; j < k; j++)
@@ -1325,9 +1317,9 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 	 * process faults in on the fast tier count in its budget.
 	 */
 	every = e->pace < RESIDENCY_EPOCHS ? RESIDENCY_EPOCHS / e->pace : 1;
-	t0 = cpu_ns();
+	t0 = tiermm__thread_cpu_ns();
 	ret = maps_sync(e, !e->page_mode || e->epoch % every == 0);
-	e->c.maps_ns = cpu_ns() - t0;
+	e->c.maps_ns = tiermm__thread_cpu_ns() - t0;
 	if (ret)
 		return ret;
 	ret = tiermm__rtree_epoch(e->tree);
@@ -1400,9 +1392,9 @@ int tiermm__engine_classify(struct tiermm__engine *e,
 		tiermm__log(TIERMM_LOG_WARN, "tiering engine: %s", tiermm_errmsg());
 	for (size_t i = 0; i < n; i++)
 		rk[i].hot = hot[i];
-	t0 = cpu_ns();
+	t0 = tiermm__thread_cpu_ns();
 	ret = heat_classify(e, plan_budget);
-	e->c.heat_ns = cpu_ns() - t0;
+	e->c.heat_ns = tiermm__thread_cpu_ns() - t0;
 	/* page mode: the hot pages are the plan; how many of them changes */
 	if (!ret && e->page_mode) {
 		e->plan_changed = e->hot_bytes > e->heat_hot_prev ?
@@ -1730,7 +1722,8 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	struct mctx pin_slow = { .pace = pace, .kind = TO_SLOW, .ts = &ts,
 				 .goal = INT64_MAX };
 	uint64_t fast0 = e->fast_bytes, p0 = e->c.promoted, d0 = e->c.demoted;
-	uint64_t q0 = e->c.queried, qn0 = e->c.query_ns, mn0 = e->c.move_ns, t0 = cpu_ns();
+	uint64_t q0 = e->c.queried, qn0 = e->c.query_ns, mn0 = e->c.move_ns;
+	uint64_t t0 = tiermm__thread_cpu_ns();
 	int ret;
 
 	e->ops->epoch(e->env);
@@ -1770,7 +1763,7 @@ out:
 		    (double)fast0 / 1048576, (double)ts.fast / 1048576, e->c.promoted - p0,
 		    e->c.demoted - d0, ret == 1 ? " (paced)" : "",
 		    e->page_mode ? "page" : "range", e->heat_t, e->heat->passes,
-		    e->c.queried - q0, (double)(cpu_ns() - t0) / 1e6,
+		    e->c.queried - q0, (double)(tiermm__thread_cpu_ns() - t0) / 1e6,
 		    (double)(e->c.query_ns - qn0) / 1e6, (double)(e->c.move_ns - mn0) / 1e6,
 		    (double)e->c.maps_ns / 1e6, (double)e->c.heat_ns / 1e6);
 	return ret;

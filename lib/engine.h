@@ -243,7 +243,7 @@ uint64_t tiermm__engine_plan_changed(const struct tiermm__engine *e);
 /*
  * Page mode: per mille of the plan's heat not on the fast tier (0 otherwise).
  * Settled, TIERMM__MISPLACED_SHIFT or more, and twice what it was when the
- * runtime settled, is a shift (runtime.c, engine_settle()).
+ * runtime settled, is a shift (runtime.c, tiermm__settle_step()).
  */
 #define TIERMM__MISPLACED_SHIFT 50
 unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);

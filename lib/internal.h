@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <tiermm.h>
 
@@ -81,6 +82,15 @@ int tiermm__mask_parse(const char *s, uint64_t *bits, unsigned int nbits);
 void tiermm__list_format(const uint64_t *bits, unsigned int nbits, char *out,
 			 size_t len);
 #define TIERMM__CPU_BITS 8192
+/* CPU time of the calling thread, in ns. */
+static inline uint64_t tiermm__thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static inline bool tiermm__bit_test(const uint64_t *bits, unsigned int i)
 {
 	return bits[i / 64] & (1ULL << (i % 64));

@@ -219,14 +219,6 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static bool halted(struct tiermm_runtime *rt)
 {
 	return __atomic_load_n(&rt->halt, __ATOMIC_ACQUIRE);
@@ -322,7 +314,7 @@ static double credit(struct tiermm_runtime *rt)
  */
 static double sampler_credit(struct tiermm_runtime *rt)
 {
-	uint64_t now = mono_ns(), cpu = thread_cpu_ns();
+	uint64_t now = mono_ns(), cpu = tiermm__thread_cpu_ns();
 	double share = rt->quota / 2, cap = share * 2.0 * (double)rt->epoch_ns;
 
 	if (!rt->quota)
@@ -371,7 +363,7 @@ static void sampler_counters(struct tiermm_runtime *rt)
 	__atomic_store_n(&rt->backend_lost, bs.lost + bs.dropped, __ATOMIC_RELAXED);
 	__atomic_store_n(&rt->helper_cpu_ns, rt->bops->cpu_ns(rt->backend),
 			 __ATOMIC_RELAXED);
-	__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&rt->sampler_cpu_ns, tiermm__thread_cpu_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&rt->scan_window_ns, bs.window_ns, __ATOMIC_RELAXED);
 }
 
@@ -446,7 +438,7 @@ static void *sampler_main(void *arg)
 	prefer_slow_tier(rt, "sampler");
 
 	rt->s_wall = mono_ns();
-	rt->s_cpu = thread_cpu_ns();
+	rt->s_cpu = tiermm__thread_cpu_ns();
 	rt->s_credit_ns = rt->quota * (double)rt->epoch_ns;
 	while (!halted(rt)) {
 		uint64_t now, wait = 0, gen = __atomic_load_n(&rt->wake_gen, __ATOMIC_ACQUIRE);
@@ -480,7 +472,7 @@ static void *sampler_main(void *arg)
 			if (wait > rt->epoch_ns / 2)
 				wait = rt->epoch_ns / 2;
 		}
-		__atomic_store_n(&rt->sampler_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&rt->sampler_cpu_ns, tiermm__thread_cpu_ns(), __ATOMIC_RELAXED);
 		now = mono_ns();
 		if (now - last_counters >= rt->epoch_ns / 2) {
 			sampler_counters(rt);
@@ -508,7 +500,7 @@ static uint64_t pace_allow(void *ctx)
 	if (halted(rt))
 		return 0;
 	if (rt->quota) {
-		uint64_t cpu = thread_cpu_ns();
+		uint64_t cpu = tiermm__thread_cpu_ns();
 		double c;
 
 		__atomic_store_n(&rt->engine_cpu_ns, cpu, __ATOMIC_RELAXED);
@@ -848,7 +840,7 @@ static void *engine_main(void *arg)
 		 * sampler spends from the same credit meanwhile, so look
 		 * again after each wait).
 		 */
-		__atomic_store_n(&rt->engine_cpu_ns, thread_cpu_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&rt->engine_cpu_ns, tiermm__thread_cpu_ns(), __ATOMIC_RELAXED);
 		if (rt->quota) {
 			double c = credit(rt);
 
@@ -866,7 +858,7 @@ static void *engine_main(void *arg)
 			if (halted(rt))
 				break;
 		}
-		t0 = thread_cpu_ns();
+		t0 = tiermm__thread_cpu_ns();
 		rt->ep_cpu0 = t0;
 		rt->ep_moving = false;
 		if (rt->backoff > 1 && pace_news(rt))
@@ -876,12 +868,12 @@ static void *engine_main(void *arg)
 			rt->seen_hints = tiermm__hints_generation();
 		moved0 = tiermm__engine_moved_pages(rt->engine);
 		drain(rt);
-		t1 = thread_cpu_ns();
+		t1 = tiermm__thread_cpu_ns();
 		budget_decode(rt->seen_budget, &req);
 		tiermm__engine_set_pace(rt->engine, rt->backoff);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
 		tdrain = t1 - t0;
-		t1 = thread_cpu_ns();
+		t1 = tiermm__thread_cpu_ns();
 		rt->cpu_classify_ns += t1 - t0;
 		if (ret) {
 			finish(rt, ret, tiermm_errmsg());
@@ -889,7 +881,7 @@ static void *engine_main(void *arg)
 		}
 		rt->rate_hit = rt->quota_hit = false;
 		ret = tiermm__engine_migrate(rt->engine, &pace);
-		t2 = thread_cpu_ns();
+		t2 = tiermm__thread_cpu_ns();
 		rt->cpu_migrate_ns += t2 - t1;
 		rt->rate_limited += rt->rate_hit;
 		rt->quota_limited += rt->quota_hit;

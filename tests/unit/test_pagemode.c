@@ -931,13 +931,23 @@ static struct tiermm__engine *noisy_settled(uint64_t *hot, uint64_t *budget)
 	return e;
 }
 
-/* Settling's test for a shift: a settled epoch's step goes to full pace. */
-static bool shift_seen(unsigned int mis, unsigned int ref)
+/*
+ * Settling's test for a shift: a settled epoch's step, with these
+ * references, goes to full pace.
+ */
+static bool settled_sees(unsigned int mis, unsigned int mis_ref, double share,
+			 double share_ref)
 {
-	struct tiermm__settle s = { .mis_ref = ref };
-	struct tiermm__settle_in in = { .pace = 8, .pace_max = 32, .warm = true, .mis = mis };
+	struct tiermm__settle s = { .mis_ref = mis_ref, .share_ref = share_ref };
+	struct tiermm__settle_in in = { .pace = 8, .pace_max = 32, .warm = true, .mis = mis,
+					.share = share };
 
 	return tiermm__settle_step(&s, &in) == 1;
+}
+
+static bool shift_seen(unsigned int mis, unsigned int ref)
+{
+	return settled_sees(mis, ref, NAN, 0);
 }
 
 /* One step of settling with misplaced heat mis (and the fast tier full). */
@@ -1093,16 +1103,6 @@ static bool shifted(uint64_t i, uint64_t p)
 	return is_hot2(i) || noise_of(i, p);
 }
 
-/* Settling's test of the plan's share of the pages seen, once settled. */
-static bool share_fell(double share, double ref)
-{
-	struct tiermm__settle s = { .mis_ref = 1000, .share_ref = ref };
-	struct tiermm__settle_in in = { .pace = 8, .pace_max = 32, .warm = true,
-					.share = share };
-
-	return tiermm__settle_step(&s, &in) == 1;
-}
-
 static void test_shift(void **state)
 {
 	uint64_t hot, budget;
@@ -1130,7 +1130,7 @@ static void test_shift(void **state)
 		share = tiermm__engine_plan_share(e);
 		if (!ep)
 			first = share;
-		if (fell < 0 && share_fell(share, share_ref))
+		if (fell < 0 && settled_sees(0, 1000, share, share_ref))
 			fell = ep;
 		if (seen < 0 && shift_seen(mis, ref))
 			seen = ep;
