@@ -156,6 +156,9 @@ struct tiermm__engine {
 	uint64_t heat_hot_bytes;	/* the pages counting heat_t or more */
 	uint64_t heat_hot_prev;		/* the hot set's bytes at the last epoch */
 	unsigned int heat_max;		/* the highest count of a page */
+	uint64_t plan_heat;		/* the counts of the pages at heat_t or more */
+	uint64_t gain_up, gain_down;	/* the last migration: counts x pages it
+					 * moved onto the fast tier, off it */
 
 	struct {
 		uint64_t promoted, demoted;	/* pages */
@@ -679,6 +682,9 @@ static int heat_classify(struct tiermm__engine *e, uint64_t budget)
 	e->heat_t = t;
 	e->heat->plan_t = t;
 	e->hot_bytes = e->heat_hot_bytes = above * e->ps;
+	e->plan_heat = 0;
+	for (unsigned int v = t; v < 256; v++)
+		e->plan_heat += hist[v] * v;
 	return 0;
 }
 
@@ -978,8 +984,19 @@ static int heat_move(struct tiermm__engine *e, const struct tiermm__pace *pace,
 		e->c.move_ns += tiermm__thread_cpu_ns() - t0;
 		if (ret)
 			return ret;
-		for (j = 0; j < k; j++)
+		for (j = 0; j < k; j++) {
+			uint64_t h = (uint64_t)p->v[*next + j].heat *
+				     entry_pages(e, addrs[j]);
+
 			where_set(e, addrs[j], cls[j]);
+			/* the heat that moved: what the status says is there now */
+			if (tier == e->cfg.fast_tier &&
+			    (cls[j] & ~TIERMM__WHERE_HUGE) == TIERMM__WHERE_FAST)
+				e->gain_up += h;
+			else if (tier != e->cfg.fast_tier &&
+				 (cls[j] & ~TIERMM__WHERE_HUGE) == TIERMM__WHERE_SLOW)
+				e->gain_down += h;
+		}
 		*next += k;
 		/*
 		 * What moved may be more than the entries' weight: a page the
@@ -1225,6 +1242,13 @@ double tiermm__engine_plan_share(struct tiermm__engine *e)
 
 	e->heat->plan_share = NAN;
 	return e->page_mode && e->heat_t ? v : NAN;
+}
+
+double tiermm__engine_gain_share(const struct tiermm__engine *e)
+{
+	if (!e->page_mode || !e->heat_t || !e->plan_heat)
+		return NAN;
+	return ((double)e->gain_up - (double)e->gain_down) / (double)e->plan_heat;
 }
 
 unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e)
@@ -1727,6 +1751,7 @@ int tiermm__engine_migrate(struct tiermm__engine *e, const struct tiermm__pace *
 	int ret;
 
 	e->ops->epoch(e->env);
+	e->gain_up = e->gain_down = 0;
 	ts.fast = e->fast_bytes;
 	ts.free = e->ops->tier_free(e->env, e->cfg.fast_tier);
 	/*

@@ -254,6 +254,16 @@ unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);
  * pages seen). A hot set that moves drops it at the first pass after.
  */
 double tiermm__engine_plan_share(struct tiermm__engine *e);
+/*
+ * Page mode: what the last migration did for the plan, the counts of the
+ * pages it moved onto the fast tier less those of the pages it moved off
+ * (a huge page weighs its 512 pages), as a share of the plan's heat (the
+ * counts of the pages at the threshold or more); NaN in range mode or
+ * before a plan. Settling weighs moves by it: the long tail of a placement
+ * trades pages just over the threshold for pages just under it, many
+ * pages for little heat.
+ */
+double tiermm__engine_gain_share(const struct tiermm__engine *e);
 
 /*
  * Settling (runtime.c): the runtime's pace from one epoch to the next, as
@@ -274,6 +284,19 @@ struct tiermm__settle_in {
 	unsigned int mis;	/* tiermm__engine_misplaced() (unused if busy) */
 	double share;	/* tiermm__engine_plan_share(); NaN: unknown */
 };
+
+/*
+ * Whether an epoch was busy: the migration was cut short (paced), the plan
+ * changed by 1/TIERMM__SETTLE_SHARE of the budget (dhot pages), or it moved
+ * much. Much: in page mode (gain not NaN), a gain (tiermm__engine_gain_share(),
+ * either sign) of 1/TIERMM__SETTLE_GAIN of the plan's heat per base epoch;
+ * in range mode, 1/TIERMM__SETTLE_SHARE of the budget in pages (moved) per
+ * base epoch. An epoch at pace N is N base epochs long.
+ */
+#define TIERMM__SETTLE_SHARE 64
+#define TIERMM__SETTLE_GAIN 64
+bool tiermm__settle_busy(unsigned int pace, bool paced, uint64_t moved, uint64_t dhot,
+			 uint64_t budget_pages, double gain);
 
 #define TIERMM__SETTLE_EPOCHS 4	/* quiet epochs in a row to settle */
 #define TIERMM__BACKOFF_FIRST 8	/* the first slow pace */

@@ -678,6 +678,37 @@ static void test_fast_share(void **state)
 	tiermm__heat_free(h);
 }
 
+/*
+ * The plan's share of the pages a pass sees (plan_share: the least over
+ * the passes since it was reset) does not drop after a decay: the
+ * threshold halves with the counts. Pages 0-99 count 120, 100-299 count
+ * 60, the plan's threshold is 90; every pass sees all 300 pages, and the
+ * first one ends a decay period.
+ */
+static void test_plan_share_decay(void **state)
+{
+	struct tiermm__heat *h;
+	struct tiermm__mapping m[] = { map(B0, B0 + BLK) };
+
+	(void)state;
+	assert_int_equal(tiermm__heat_new(&h), 0);
+	assert_int_equal(tiermm__heat_sync(h, m, 1), 1);
+	memset(h->b[0].heat, 120, 100);
+	memset(h->b[0].heat + 100, 60, 200);
+	h->plan_t = 90;
+	h->passes = TIERMM__HEAT_DECAY_PASSES - 1;
+	for (int i = 0; i < 3; i++) {
+		h->plan_share = NAN;
+		record_one(h, bits_obs(B0, 0, 300));
+		record_one(h, pass_obs);
+		if (!i)
+			assert_int_equal(h->b[0].heat[0], (120 + TIERMM__HEAT_STEP) / 2);
+		assert_true(fabs(h->plan_share - 100.0 / 300.0) < 1e-9);
+	}
+	assert_int_equal(h->plan_t, 45);
+	tiermm__heat_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_threshold),
 		cmocka_unit_test(test_forget_where),
 		cmocka_unit_test(test_fast_share),
+		cmocka_unit_test(test_plan_share_decay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -675,6 +675,16 @@ static void test_scattered(void **state)
 	for (ep = 1; ep <= 8; ep++) {
 		assert_int_equal(epoch(e, every_7th, 2, budget, &free_pace), 0);
 		assert_no_violation();
+		/*
+		 * The gain (tiermm__engine_gain_share()): the first epoch
+		 * brings all the plan's heat but the busy pages' onto the
+		 * fast tier, the retries their share of it.
+		 */
+		if (ep == 1)
+			assert_true(fabs(tiermm__engine_gain_share(e) -
+					 (double)(hot - busy_pages) / (double)hot) < 1e-9);
+		else
+			assert_true(tiermm__engine_gain_share(e) <= (double)busy_pages / hot + 1e-9);
 		if (first < 0 && count(is_hot, AT_FAST) == hot - busy_pages)
 			first = ep;
 		if (count(is_hot, AT_FAST) == hot) {
@@ -1045,6 +1055,24 @@ static void test_settle_rules(void **state)
 		in.share = 0.29;
 		assert_int_equal(tiermm__settle_step(&s, &in), 1);
 	}
+	/*
+	 * Busy (tiermm__settle_busy()). Page mode weighs moves by their heat:
+	 * Zipf's long tail in the guest, 600 pages of a 26,214-page budget
+	 * for 0.0066 of the plan's heat, is quiet; its placement, 0.19, is
+	 * not; demotions count as much as promotions (a budget that shrank).
+	 * Range mode counts pages: 1/64 of the budget a base epoch.
+	 */
+	assert_false(tiermm__settle_busy(1, false, 600, 0, 26214, 0.0066));
+	assert_true(tiermm__settle_busy(1, false, 2083, 0, 26214, 0.19));
+	assert_true(tiermm__settle_busy(1, false, 600, 0, 26214, -0.02));
+	assert_true(tiermm__settle_busy(8, false, 5000, 0, 26214, 0.13));
+	assert_false(tiermm__settle_busy(8, false, 5000, 0, 26214, 0.12));
+	assert_true(tiermm__settle_busy(1, true, 0, 0, 26214, 0));	/* paced */
+	assert_true(tiermm__settle_busy(1, false, 0, 410, 26214, 0));	/* the plan changed */
+	assert_false(tiermm__settle_busy(1, false, 0, 409, 26214, 0));
+	assert_true(tiermm__settle_busy(1, false, 410, 0, 26214, NAN));
+	assert_false(tiermm__settle_busy(1, false, 409, 0, 26214, NAN));
+	assert_false(tiermm__settle_busy(2, false, 819, 0, 26214, NAN));
 	/* below 50 per mille, rising is noise */
 	s = (struct tiermm__settle){ 0 };
 	assert_int_equal(step(&s, 1, 10, false), 1);
@@ -1057,16 +1085,23 @@ static void test_noise(void **state)
 {
 	uint64_t hot, budget, m0;
 	unsigned int mis_max = 0, ref = 0;
+	double gain_max = 0, share, sh_min = 1, sh_max = 0;
 	struct tiermm__engine *e;
 
 	(void)state;
 	e = noisy_settled(&hot, &budget);
+	tiermm__engine_plan_share(e);	/* (the passes while it settled) */
 	m0 = moves();
 	for (int ep = 0; ep < 4 * TIERMM__HEAT_DECAY_PASSES; ep++) {
 		unsigned int mis;
 
 		assert_int_equal(epoch(e, noisy, 1, budget, &free_pace), 0);
 		assert_no_violation();
+		/* noise trades little heat: a quiet epoch by its gain */
+		gain_max = fmax(gain_max, fabs(tiermm__engine_gain_share(e)));
+		share = tiermm__engine_plan_share(e);
+		sh_min = fmin(sh_min, share);
+		sh_max = fmax(sh_max, share);
 		mis = tiermm__engine_misplaced(e);
 		mis_max = mis > mis_max ? mis : mis_max;
 		if (ep < 4)
@@ -1074,9 +1109,10 @@ static void test_noise(void **state)
 		else
 			assert_false(shift_seen(mis, ref));
 	}
-	print_message("  hot pages in after %d passes (%" PRIu64 " moves); then %" PRIu64 " moves in %d passes (budget %" PRIu64 " pages), misplaced at most %u per mille\n",
+	print_message("  hot pages in after %d passes (%" PRIu64 " moves); then %" PRIu64 " moves in %d passes (budget %" PRIu64 " pages), misplaced at most %u per mille, gain at most %.4f, plan share %.3f-%.3f\n",
 		      4 * TIERMM__HEAT_DECAY_PASSES, m0, moves() - m0,
-		      4 * TIERMM__HEAT_DECAY_PASSES, budget, mis_max);
+		      4 * TIERMM__HEAT_DECAY_PASSES, budget, mis_max, gain_max, sh_min, sh_max);
+	assert_true(gain_max * TIERMM__SETTLE_GAIN < 1);
 	assert_int_equal(count(is_hot, AT_FAST), hot);
 	assert_true(F.fast_pages <= budget);
 	assert_true((moves() - m0) * 64 < budget);
