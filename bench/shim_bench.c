@@ -271,7 +271,11 @@ int main(int argc, char **argv)
 	char shim[PATH_MAX] = "", dir[] = "/tmp/shim_bench-XXXXXX", cache[PATH_MAX + 32],
 	     stats[PATH_MAX + 32], conf[4 * PATH_MAX] = "", base[2 * PATH_MAX + 256];
 	const char *user_conf = NULL, *why = "";
-	long alloc_iters = 3000000, mmap_iters = 50000;
+	/*
+	 * mmap: 10,000 calls, about 2 s a run here (50,000 made the bench
+	 * take 3.5 minutes of CI for a figure that is only reported).
+	 */
+	long alloc_iters = 3000000, mmap_iters = 10000;
 	int reps = 9, c, st = 0, ret = 0;
 	double p0, p1, a0, a1, m0, m1;
 	bool tcg = false;

@@ -274,6 +274,7 @@ struct tiermm__settle {
 	unsigned int mis_ref;	/* misplaced per mille it settled with */
 	unsigned int mis_min;	/* ... the least in the quiet run */
 	double share_ref;	/* the least plan share in the quiet run */
+	double share_max;	/* ... the most */
 };
 
 struct tiermm__settle_in {

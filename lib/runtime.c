@@ -713,7 +713,13 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * and the quiet run starts again when the misplaced heat rises to
  * TIERMM__MISPLACED_SHIFT and twice its least in the run (tierbench,
  * zipf-shift: after refused promotions it settled at 1/32 with 65-131 per
- * mille as reference and a fifth of the oracle's share, and stayed).
+ * mille as reference and a fifth of the oracle's share, and stayed), or
+ * when the plan's share of the pages seen leaves the band of the run:
+ * under 2/3 of its most, over 3/2 of its least (zipf-shift, once the
+ * placement's tail no longer kept the pace full: a shift came during the
+ * quiet run and it settled 1.5 s later with the shift's share as its
+ * reference, 0.25 against 0.46; a 120 s run ended at a fifth of the
+ * oracle's share).
  * The misplaced heat rises late once settled: the new hot pages enter the
  * plan only when their counts pass the old ones', which halve every 16
  * passes, 8 of which come in a 16 s epoch at 1/32 (in the guest a shift
@@ -756,23 +762,29 @@ unsigned int tiermm__settle_step(struct tiermm__settle *s,
 		s->share_ref = fmax(s->share_ref, in->share);
 	} else {
 		/*
-		 * Not settled: promotions the fast tier's memory refused, or
+		 * Not settled: promotions the fast tier's memory refused,
 		 * misplaced heat that rises through the quiet run (a shift the
-		 * hysteresis holds back: it must not become the reference).
+		 * hysteresis holds back: it must not become the reference),
+		 * or a plan share that leaves the band of the run (under 2/3
+		 * of its most: a shift, whose new hot pages the plan does not
+		 * hold yet; over 3/2 of its least: the plan catching up).
 		 */
 		if (in->nomem || (s->quiet && in->mis >= TIERMM__MISPLACED_SHIFT &&
-				  in->mis >= 2 * s->mis_min))
+				  in->mis >= 2 * s->mis_min) ||
+		    (s->quiet && (in->share * 3 < s->share_max * 2 ||
+				  in->share * 2 > s->share_ref * 3)))
 			s->quiet = 0;
 		if (in->nomem)
 			return 1;
 		/* the noise the settled epochs compare with */
 		if (!s->quiet) {
 			s->mis_ref = s->mis_min = in->mis;
-			s->share_ref = in->share;
+			s->share_ref = s->share_max = in->share;
 		} else {
 			s->mis_ref = in->mis > s->mis_ref ? in->mis : s->mis_ref;
 			s->mis_min = in->mis < s->mis_min ? in->mis : s->mis_min;
 			s->share_ref = fmin(s->share_ref, in->share);
+			s->share_max = fmax(s->share_max, in->share);
 		}
 	}
 	if (in->pace_max <= 1 || !in->warm)

@@ -1073,6 +1073,27 @@ static void test_settle_rules(void **state)
 	assert_true(tiermm__settle_busy(1, false, 410, 0, 26214, NAN));
 	assert_false(tiermm__settle_busy(1, false, 409, 0, 26214, NAN));
 	assert_false(tiermm__settle_busy(2, false, 819, 0, 26214, NAN));
+	/*
+	 * At the full pace, a plan share that leaves the run's band starts
+	 * the run again: under 2/3 of its most (a shift: in the guest, 0.46
+	 * then 0.25), over 3/2 of its least (the plan catching up); what
+	 * settles is the band it levels off in.
+	 */
+	s = (struct tiermm__settle){ 0 };
+	{
+		static const double sh[] = { 0.46, 0.46, 0.25, 0.25, 0.43, 0.44, 0.45, 0.46 };
+		static const unsigned int quiet[] = { 1, 2, 1, 2, 1, 2, 3 };
+		struct tiermm__settle_in in = { .pace = 1, .pace_max = 32, .warm = true, .mis = 20 };
+
+		for (int i = 0; i < 7; i++) {
+			in.share = sh[i];
+			assert_int_equal(tiermm__settle_step(&s, &in), 1);
+			assert_int_equal(s.quiet, quiet[i]);
+		}
+		in.share = sh[7];
+		assert_int_equal(tiermm__settle_step(&s, &in), 8);
+		assert_true(s.share_ref == 0.43);
+	}
 	/* below 50 per mille, rising is noise */
 	s = (struct tiermm__settle){ 0 };
 	assert_int_equal(step(&s, 1, 10, false), 1);
