@@ -1238,10 +1238,15 @@ out:
  */
 double tiermm__engine_plan_share(struct tiermm__engine *e)
 {
-	double v = e->heat->plan_share;
+	double v = tiermm__engine_plan_share_now(e);
 
 	e->heat->plan_share = NAN;
-	return e->page_mode && e->heat_t ? v : NAN;
+	return v;
+}
+
+double tiermm__engine_plan_share_now(const struct tiermm__engine *e)
+{
+	return e->page_mode && e->heat_t ? e->heat->plan_share : NAN;
 }
 
 double tiermm__engine_gain_share(const struct tiermm__engine *e)

@@ -254,6 +254,8 @@ unsigned int tiermm__engine_misplaced(const struct tiermm__engine *e);
  * pages seen). A hot set that moves drops it at the first pass after.
  */
 double tiermm__engine_plan_share(struct tiermm__engine *e);
+/* The same without starting over: the least since the last call of the above. */
+double tiermm__engine_plan_share_now(const struct tiermm__engine *e);
 /*
  * Page mode: what the last migration did for the plan, the counts of the
  * pages it moved onto the fast tier less those of the pages it moved off
@@ -305,6 +307,13 @@ bool tiermm__settle_busy(unsigned int pace, bool paced, uint64_t moved, uint64_t
 /* The pace of the next epoch (1: full). */
 unsigned int tiermm__settle_step(struct tiermm__settle *s,
 				 const struct tiermm__settle_in *in);
+/*
+ * Settled (pace > 1): whether the plan share of the passes so far in the
+ * epoch says the hot set moved (under 2/3 of the reference), so that the
+ * epoch should end now rather than at its slow deadline.
+ */
+bool tiermm__settle_share_fell(const struct tiermm__settle *s, unsigned int pace,
+			       double share);
 /*
  * Whether the counts are worth settling on: in page mode after two decay
  * periods of passes (32), whatever their pace (a scanner that takes a

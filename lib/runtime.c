@@ -644,6 +644,14 @@ static bool pace_news(struct tiermm_runtime *rt)
  * the next one from now, not from the slow deadline); and publish
  * the statistics, so that their CPU times and counters are never more
  * than an epoch old.
+ * Page mode, settled: also take in the sampler's reports as they come,
+ * and end the epoch at once when their plan share says the hot set moved
+ * (tiermm__settle_share_fell(); the epoch's settling step then brings the
+ * full pace back). Otherwise a shift waited for the slow deadline: at 1/8
+ * and 1/16 that was 4-8 s of zipf-shift's 10 s between shifts spent with
+ * the old hot set in place (tierbench, 2026-11-29). The sampler reports
+ * twice a slow epoch (SLOW_POLLS), so a shift is seen at the first of
+ * its bursts after it, half a slow epoch at most.
  */
 static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 {
@@ -662,6 +670,21 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 			pace_full(rt);
 			*next = mono_ns();
 			return;
+		}
+		if (__atomic_load_n(&rt->queued, __ATOMIC_RELAXED)) {
+			uint64_t t0 = tiermm__thread_cpu_ns();
+
+			drain(rt);
+			rt->cpu_classify_ns += tiermm__thread_cpu_ns() - t0;
+			if (tiermm__settle_share_fell(&rt->settle, rt->backoff,
+						      tiermm__engine_plan_share_now(rt->engine))) {
+				tiermm__log(TIERMM_LOG_DEBUG,
+					    "tiering runtime: the plan holds %.3f of the pages seen (%.3f settled): the epoch ends now",
+					    tiermm__engine_plan_share_now(rt->engine),
+					    rt->settle.share_ref);
+				*next = mono_ns();
+				return;
+			}
 		}
 		publish(rt);
 	}
@@ -738,6 +761,12 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * What it saves: our threads' CPU (passes, classification, residency
  * queries). kdamond and the kernel's perf sampling run at their own rate.
  */
+bool tiermm__settle_share_fell(const struct tiermm__settle *s, unsigned int pace,
+			       double share)
+{
+	return pace > 1 && share * 3 < s->share_ref * 2;
+}
+
 unsigned int tiermm__settle_step(struct tiermm__settle *s,
 				 const struct tiermm__settle_in *in)
 {
@@ -749,7 +778,7 @@ unsigned int tiermm__settle_step(struct tiermm__settle *s,
 	}
 	if (b > 1) {
 		if ((in->mis >= TIERMM__MISPLACED_SHIFT && in->mis >= 2 * s->mis_ref) ||
-		    in->share * 3 < s->share_ref * 2) {
+		    tiermm__settle_share_fell(s, b, in->share)) {
 			s->quiet = 0;
 			return 1;
 		}

@@ -7,9 +7,13 @@ scripts/deps.sh
 scripts/build.sh build
 scripts/build.sh build-asan -DTIERMM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 status=0
-(cd build && ctest -L unit --output-on-failure) || status=1
+# Unit tests side by side, one per processor: several wait on timers
+# (the fuzzers' fixed run times, tiermmd's protocol fuzzing), and tests
+# that need the whole machine say so (PROCESSORS, RUN_SERIAL).
+jobs=$(nproc)
+(cd build && ctest -L unit -j"$jobs" --output-on-failure) || status=1
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	ctest -L unit --output-on-failure) || status=1
+	ctest -L unit -j"$jobs" --output-on-failure) || status=1
 # Benchmarks print their ratios against a baseline measured in the same
 # run. Timing on a shared CI machine is noisy, so a missed target is
 # reported here but does not fail the run.

@@ -1052,6 +1052,11 @@ static void test_settle_rules(void **state)
 		assert_true(s.share_ref == 0.45);
 		in.share = 0.31;	/* more than 2/3 of 0.45 */
 		assert_int_equal(tiermm__settle_step(&s, &in), 32);
+		/* the same test, mid-epoch (runtime.c, engine_wait()) */
+		assert_false(tiermm__settle_share_fell(&s, 32, 0.31));
+		assert_true(tiermm__settle_share_fell(&s, 32, 0.29));
+		assert_false(tiermm__settle_share_fell(&s, 1, 0.29));	/* not settled */
+		assert_false(tiermm__settle_share_fell(&s, 32, NAN));
 		in.share = 0.29;
 		assert_int_equal(tiermm__settle_step(&s, &in), 1);
 	}
