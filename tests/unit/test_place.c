@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,11 +73,21 @@ static int first_mem_node(void)
 	return -1;
 }
 
+/*
+ * Pages present after prepare_64(): 48, or 56 where reading a page gives
+ * it a page of its own rather than the shared zero page (seen on a 6.18
+ * host kernel: distinct page frames for read faults). The kernel's own
+ * status query of a read page tells which.
+ */
+static uint64_t n_present;
+
 /* Written pages 0..47, read-only pages 48..55 (zero page), 56..63 untouched. */
 static char *prepare_64(void)
 {
 	char *p = map_pages(64);
 	volatile char sink = 0;
+	void *read_page;
+	int st = -1;
 
 	madvise(p, 64 * ps, MADV_NOHUGEPAGE);
 	for (size_t i = 0; i < 48; i++)
@@ -84,6 +95,9 @@ static char *prepare_64(void)
 	for (size_t i = 48; i < 56; i++)
 		sink += p[i * ps];
 	(void)sink;
+	read_page = p + 48 * ps;
+	assert_int_equal(syscall(SYS_move_pages, 0, 1UL, &read_page, NULL, &st, 0), 0);
+	n_present = st >= 0 ? 56 : 48;
 	return p;
 }
 
@@ -99,8 +113,8 @@ static void test_move_already_there(void **state)
 	assert_int_equal(errno, 1234);	/* left alone on success */
 	assert_sum(&r);
 	assert_int_equal(r.pages, 64);
-	assert_int_equal(r.already_there, 48);
-	assert_int_equal(r.not_present, 16);
+	assert_int_equal(r.already_there, n_present);
+	assert_int_equal(r.not_present, 64 - n_present);
 	assert_int_equal(r.moved, 0);
 	assert_int_equal(r.failed, 0);
 	assert_int_equal(r.skipped, 0);
@@ -112,7 +126,7 @@ static void test_move_already_there(void **state)
 	r = new_result();
 	assert_int_equal(tiermm_move(getpid(), p, 64 * ps, node, TIERMM_MOVE_STRICT, &r), 0);
 	assert_sum(&r);
-	assert_int_equal(r.already_there, 48);
+	assert_int_equal(r.already_there, n_present);
 	assert_int_equal(tiermm_move(0, p, 64 * ps, node, TIERMM_MOVE_SHARED, NULL), 0);
 
 	/* A shorter result struct (an older caller) gets only its part. */
@@ -178,16 +192,16 @@ static void test_residency(void **state)
 	memset(counts, 0x11, sizeof(counts));
 	assert_int_equal(tiermm_residency(0, p, 64 * ps, counts, TIERMM__MAX_NODES, &absent),
 			 node + 1);
-	assert_int_equal(counts[node], 48);
+	assert_int_equal(counts[node], n_present);
 	for (int i = 0; i < TIERMM__MAX_NODES; i++)
 		if (i != node)
 			assert_int_equal(counts[i], 0);
-	assert_int_equal(absent, 16);
+	assert_int_equal(absent, 64 - n_present);
 	/* Size only; and a too-small array still says how large it must be. */
 	assert_int_equal(tiermm_residency(0, p, 64 * ps, NULL, 0, NULL), node + 1);
 	small[0] = 7;
 	assert_int_equal(tiermm_residency(getpid(), p, 64 * ps, small, 1, NULL), node + 1);
-	assert_int_equal(small[0], node == 0 ? 48 : 0);
+	assert_int_equal(small[0], node == 0 ? n_present : 0);
 	/* Nothing present: 0. */
 	assert_int_equal(tiermm_residency(0, p + 56 * ps, 8 * ps, counts, 4, &absent), 0);
 	assert_int_equal(absent, 8);
@@ -280,7 +294,7 @@ static void test_move_bad_input(void **state)
 	assert_int_equal(tiermm_residency(0, p, 30 * ps, c1, TIERMM__MAX_NODES, &a1), node + 1);
 	assert_int_equal(c1[node], 30);
 	assert_int_equal(a1, 0);
-	assert_int_equal(c0[node], 48);
+	assert_int_equal(c0[node], n_present);
 	munmap(p, 30 * ps);
 	munmap(p + 31 * ps, 33 * ps);
 }
@@ -330,14 +344,14 @@ static void test_move_tier(void **state)
 	assert_true(nt >= 1);
 	/* This host: every page is on a node of some tier; move to the tier of node 0's pages. */
 	assert_int_equal(tiermm_residency_tiers(topo, 0, p, 64 * ps, counts, 16, &absent), nt);
-	assert_int_equal(absent, 16);
+	assert_int_equal(absent, 64 - n_present);
 	if (nt == 1) {
-		assert_int_equal(counts[0], 48);
+		assert_int_equal(counts[0], n_present);
 		assert_int_equal(tiermm_move_tier(topo, 0, p, 64 * ps, 0, TIERMM_MOVE_STRICT,
 						  &r), 0);
 		assert_sum(&r);
-		assert_int_equal(r.already_there, 48);
-		assert_int_equal(r.not_present, 16);
+		assert_int_equal(r.already_there, n_present);
+		assert_int_equal(r.not_present, 64 - n_present);
 	}
 	tiermm_topo_free(topo);
 	munmap(p, 64 * ps);
