@@ -707,11 +707,12 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * whatever their number. Why heat, not pages: a placement's long tail
  * (Zipf's pages of middling popularity, whose counts pass the hysteresis
  * one decay period after another) moved 200-700 pages an epoch, over the
- * 1/64 of the budget, for 2 per mille of the plan's heat each, and kept
- * the runtime at the full pace for 20 s: 2.4 of zipf's 4.7 CPU seconds
- * in 120 s, to go from 96.5% of the oracle's share to 97.8% (tierbench,
- * instruction time, 2026-11-29). At a slow pace the tail still moves, by
- * passes, which come slower. While the signal builds up nothing moves yet
+ * 1/64 of the budget, for 0.2-0.9% of the plan's heat each, and kept
+ * the runtime at the full pace until about 20 s: 1.45 CPU seconds between
+ * 8 s and 15 s to go from 96.5% of the oracle's share to 97.8%
+ * (tierbench, zipf, instruction time, 2026-11-29; over 120 s the rule
+ * took zipf from 4.74 to 4.28 CPU seconds at the same share). At a slow
+ * pace the tail still moves, by passes, which come slower. While the signal builds up nothing moves yet
  * but the plan changes: that is not settled; an idle process's hot set
  * stays empty: that is. After
  * WARM_EPOCHS epochs (and, in page mode, 32 passes: tiermm__engine_warm())
