@@ -707,7 +707,7 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * whatever their number. Why heat, not pages: a placement's long tail
  * (Zipf's pages of middling popularity, whose counts pass the hysteresis
  * one decay period after another) moved 200-700 pages an epoch, over the
- * 1/64 of the budget, for 0.2-0.9% of the plan's heat each, and kept
+ * 1/64 of the budget, for 0.2-1.5% of the plan's heat each, and kept
  * the runtime at the full pace until about 20 s: 1.45 CPU seconds between
  * 8 s and 15 s to go from 96.5% of the oracle's share to 97.8%
  * (tierbench, zipf, instruction time, 2026-11-29; over 120 s the rule
