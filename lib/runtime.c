@@ -603,8 +603,10 @@ static int publish(struct tiermm_runtime *rt)
 }
 
 /* Dequeue every chunk into the engine. */
-static void drain(struct tiermm_runtime *rt)
+/* Take the sampler's observations into the engine; the CPU it took, in ns. */
+static uint64_t drain(struct tiermm_runtime *rt)
 {
+	uint64_t t0 = tiermm__thread_cpu_ns();
 	struct cds_wfcq_node *node;
 
 	while ((node = __cds_wfcq_dequeue_blocking(&rt->qhead, &rt->qtail))) {
@@ -614,6 +616,7 @@ static void drain(struct tiermm_runtime *rt)
 		__atomic_sub_fetch(&rt->queued, c->n, __ATOMIC_RELAXED);
 		free(c);
 	}
+	return tiermm__thread_cpu_ns() - t0;
 }
 
 /* Back to the full pace (engine thread): wake the sampler if it was slow. */
@@ -650,8 +653,10 @@ static bool pace_news(struct tiermm_runtime *rt)
  * full pace back). Otherwise a shift waited for the slow deadline: at 1/8
  * and 1/16 that was 4-8 s of zipf-shift's 10 s between shifts spent with
  * the old hot set in place (tierbench, 2026-11-29). The sampler reports
- * twice a slow epoch (SLOW_POLLS), so a shift is seen at the first of
- * its bursts after it, half a slow epoch at most.
+ * twice a slow epoch (SLOW_POLLS): a shift can be seen at the first burst
+ * after it, half a slow epoch later, if that burst's share is low enough
+ * (in the guest, at 1/32, one shift was seen at the first burst, another
+ * only at the second: 14.5 s).
  */
 static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 {
@@ -672,16 +677,14 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
 			return;
 		}
 		if (__atomic_load_n(&rt->queued, __ATOMIC_RELAXED)) {
-			uint64_t t0 = tiermm__thread_cpu_ns();
+			double share;
 
-			drain(rt);
-			rt->cpu_classify_ns += tiermm__thread_cpu_ns() - t0;
-			if (tiermm__settle_share_fell(&rt->settle, rt->backoff,
-						      tiermm__engine_plan_share_now(rt->engine))) {
+			rt->cpu_classify_ns += drain(rt);
+			share = tiermm__engine_plan_share_now(rt->engine);
+			if (tiermm__settle_share_fell(&rt->settle, rt->backoff, share)) {
 				tiermm__log(TIERMM_LOG_DEBUG,
 					    "tiering runtime: the plan holds %.3f of the pages seen (%.3f settled): the epoch ends now",
-					    tiermm__engine_plan_share_now(rt->engine),
-					    rt->settle.share_ref);
+					    share, rt->settle.share_ref);
 				*next = mono_ns();
 				return;
 			}
@@ -712,9 +715,9 @@ static void engine_wait(struct tiermm_runtime *rt, uint64_t *next)
  * 8 s and 15 s to go from 96.5% of the oracle's share to 97.8%
  * (tierbench, zipf, instruction time, 2026-11-29; over 120 s the rule
  * took zipf from 4.74 to 4.28 CPU seconds at the same share). At a slow
- * pace the tail still moves, by passes, which come slower. While the signal builds up nothing moves yet
- * but the plan changes: that is not settled; an idle process's hot set
- * stays empty: that is. After
+ * pace the tail still moves, by passes, which come slower. While the
+ * signal builds up nothing moves yet but the plan changes: that is not
+ * settled; an idle process's hot set stays empty: that is. After
  * WARM_EPOCHS epochs (and, in page mode, 32 passes: tiermm__engine_warm())
  * and TIERMM__SETTLE_EPOCHS quiet ones in a row at the full
  * pace, the pace drops to 1/TIERMM__BACKOFF_FIRST, then halves after each quiet
@@ -929,12 +932,10 @@ static void *engine_main(void *arg)
 		if (!rt->pid)
 			rt->seen_hints = tiermm__hints_generation();
 		moved0 = tiermm__engine_moved_pages(rt->engine);
-		drain(rt);
-		t1 = tiermm__thread_cpu_ns();
+		tdrain = drain(rt);
 		budget_decode(rt->seen_budget, &req);
 		tiermm__engine_set_pace(rt->engine, rt->backoff);
 		ret = tiermm__engine_classify(rt->engine, &req, rt->capacity);
-		tdrain = t1 - t0;
 		t1 = tiermm__thread_cpu_ns();
 		rt->cpu_classify_ns += t1 - t0;
 		if (ret) {
